@@ -1,0 +1,360 @@
+"""Graph -> per-node costs -> graph totals (the counted indicators).
+
+One pure function, :func:`analyze`, over a shape-resolved
+:class:`~nascost.predictors.graph.Graph`. The counting convention is in
+:mod:`nascost.predictors.costs.convention`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from nascost.predictors.costs import registry
+from nascost.predictors.costs.convention import FLOPS_PER_MAC
+from nascost.predictors.costs.registry import OpCost
+from nascost.predictors.errors import InvalidModelError
+from nascost.predictors.graph import Graph, Node, TensorInfo, UnresolvedShapeError, dtype_name
+
+logger = logging.getLogger(__name__)
+
+# Inputs of these ops that hold statistics, not trainable weights.
+_BUFFER_INPUTS: dict[tuple[str, str], tuple[int, ...]] = {("", "BatchNormalization"): (3, 4)}
+# Inputs of these ops that are embedding tables when they are weights.
+_EMBEDDING_INPUTS: dict[tuple[str, str], tuple[int, ...]] = {("", "Gather"): (0,)}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    name: str
+    op_type: str
+    domain: str
+    macs: int
+    flops: int
+    effective_flops: int
+    torchvision_macs: int
+    activation_read_bytes: int
+    weight_read_bytes: int
+    write_bytes: int
+    params: int
+    depth: int
+    output_shape: tuple[int, ...]
+    unsupported: bool = False
+    unresolved: bool = False
+    note: str = ""
+    flops_min: int = 0
+    flops_max: int = 0
+
+    @property
+    def memory_access_bytes(self) -> int:
+        return self.activation_read_bytes + self.weight_read_bytes + self.write_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        mem = self.memory_access_bytes
+        return self.flops / mem if mem else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParamCounts:
+    trainable: int = 0
+    buffers: int = 0
+    shape_constants: int = 0
+    embedding: int = 0
+    nonzero: int = 0
+    derived_constants: int = 0
+    deduplicated: int = 0
+    has_weight_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlFlow:
+    node_name: str
+    op_type: str
+    branch_names: tuple[str, ...]
+    branch_flops: tuple[int, ...]
+    trip_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Every counted indicator of one graph at one set of input shapes."""
+
+    nodes: tuple[NodeResult, ...]
+    params: ParamCounts
+    weight_bytes_by_dtype: dict[str, tuple[int, int]]  # dtype -> (elements, bytes)
+    peak_activation_bytes: int
+    depth: int
+    critical_path_flops: int
+    max_width: int
+    unsupported: dict[tuple[str, str], int]
+    unresolved_dims: tuple[str, ...]
+    control_flow: tuple[ControlFlow, ...] = ()
+    warnings: tuple[str, ...] = ()
+    input_shapes: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(n, attr) for n in self.nodes)
+
+    @property
+    def macs(self) -> int:
+        return self._sum("macs")
+
+    @property
+    def flops(self) -> int:
+        return self._sum("flops")
+
+    @property
+    def flops_min(self) -> int:
+        return self._sum("flops_min")
+
+    @property
+    def flops_max(self) -> int:
+        return self._sum("flops_max")
+
+    @property
+    def effective_flops(self) -> int:
+        return self._sum("effective_flops")
+
+    @property
+    def torchvision_macs(self) -> int:
+        return self._sum("torchvision_macs")
+
+    @property
+    def activation_read_bytes(self) -> int:
+        return self._sum("activation_read_bytes")
+
+    @property
+    def weight_read_bytes(self) -> int:
+        return self._sum("weight_read_bytes")
+
+    @property
+    def write_bytes(self) -> int:
+        return self._sum("write_bytes")
+
+    @property
+    def memory_access_bytes(self) -> int:
+        return self.activation_read_bytes + self.weight_read_bytes + self.write_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        mem = self.memory_access_bytes
+        return self.flops / mem if mem else 0.0
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(b for _, b in self.weight_bytes_by_dtype.values())
+
+
+def _known_nbytes(t: TensorInfo | None) -> int:
+    if t is None or not t.known:
+        return 0
+    return t.nbytes
+
+
+def _node_cost(node: Node) -> tuple[OpCost | None, str, bool]:
+    """(cost, note, unresolved). cost None means no handler."""
+    fn = registry.lookup(node.domain, node.op_type)
+    if fn is None:
+        return None, "no cost handler: not counted (memory traffic only)", False
+    try:
+        return fn(node), "", False
+    except UnresolvedShapeError as e:
+        return OpCost(), f"not counted: {e}", True
+    except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as e:
+        raise InvalidModelError(f"node {node.name!r} ({node.op_type}): {e}") from e
+
+
+def analyze(graph: Graph) -> Analysis:
+    """Count every indicator of ``graph``, per node and in total."""
+    seen_weights: set[str] = set()
+    results: list[NodeResult] = []
+    unsupported: Counter[tuple[str, str]] = Counter()
+    unresolved_syms: set[str] = set()
+    control_flow: list[ControlFlow] = []
+    trainable = buffers = embedding = nonzero = dedup = 0
+    nonzero_known = True
+    depth_of: dict[str, int] = {}
+    cp_of: dict[str, int] = {}  # critical-path flops ending at a tensor's producer
+    width: Counter[int] = Counter()
+    by_dtype: dict[str, list[int]] = {}
+
+    for node in graph.nodes:
+        cost, note, unresolved = _node_cost(node)
+        if cost is None:
+            unsupported[(node.domain, node.op_type)] += 1
+            cost = OpCost()
+        if unresolved:
+            for t in (*node.inputs, *node.outputs):
+                if t is not None:
+                    unresolved_syms.update(t.symbolic)
+        if cost.note:
+            note = f"{note}; {cost.note}" if note else cost.note
+
+        # params: each unique float weight once, at its first consumer
+        node_params = 0
+        key = (node.domain, node.op_type)
+        for i, t in enumerate(node.inputs):
+            if t is None or not t.is_constant or t.name in seen_weights:
+                continue
+            w = graph.weights.get(t.name)
+            if w is None:
+                continue
+            seen_weights.add(t.name)
+            if not w.is_float or w.from_constant_node:
+                continue
+            if w.duplicate_of is not None and w.duplicate_of in seen_weights:
+                dedup += w.numel
+                continue
+            if w.duplicate_of is not None:
+                seen_weights.add(w.duplicate_of)
+            if i in _BUFFER_INPUTS.get(key, ()):
+                buffers += w.numel
+                continue
+            if i in _EMBEDDING_INPUTS.get(key, ()):
+                embedding += w.numel
+            node_params += w.numel
+            if w.nonzero is None:
+                nonzero_known = False
+            else:
+                nonzero += w.nonzero
+            entry = by_dtype.setdefault(dtype_name(w.elem_type), [0, 0])
+            entry[0] += w.numel
+            entry[1] += w.nbytes
+        trainable += node_params
+
+        # memory traffic
+        act_read = sum(_known_nbytes(t) for t in node.inputs if t is not None and not t.is_constant)
+        wt_read = sum(_known_nbytes(t) for t in node.inputs if t is not None and t.is_constant)
+        if cost.read_bytes is not None:
+            act_read = cost.read_bytes
+        if cost.weight_read_bytes is not None:
+            wt_read = cost.weight_read_bytes
+        write = sum(_known_nbytes(t) for t in node.outputs)
+        for t in node.outputs:
+            if not t.known:
+                unresolved_syms.update(t.symbolic)
+
+        flops = FLOPS_PER_MAC * cost.macs + cost.flops
+        eff_macs = cost.macs
+        if cost.sparse_input is not None:
+            sw = node.input(cost.sparse_input)
+            winfo = graph.weights.get(sw.name) if sw is not None else None
+            if winfo is not None and winfo.nonzero is not None and winfo.numel:
+                eff_macs = cost.macs * winfo.nonzero // winfo.numel
+
+        # parallelism: depth in ops, critical path in flops
+        preds = [t.name for t in node.inputs if t is not None and t.name in depth_of]
+        counts_depth = not (node.op_type == "Constant" and node.domain == "")
+        d = max((depth_of[p] for p in preds), default=0) + (1 if counts_depth else 0)
+        cp = max((cp_of[p] for p in preds), default=0) + flops
+        for t in node.outputs:
+            depth_of[t.name] = d
+            cp_of[t.name] = cp
+        if counts_depth:
+            width[d] += 1
+
+        if cost.branches:
+            control_flow.append(
+                ControlFlow(
+                    node.name,
+                    node.op_type,
+                    tuple(b.name for b in cost.branches),
+                    tuple(b.flops for b in cost.branches),
+                    cost.trip_count,
+                )
+            )
+        out0 = node.outputs[0] if node.outputs else None
+        results.append(
+            NodeResult(
+                name=node.name,
+                op_type=node.op_type,
+                domain=node.domain,
+                macs=cost.macs,
+                flops=flops,
+                effective_flops=FLOPS_PER_MAC * eff_macs + cost.flops,
+                torchvision_macs=cost.macs if cost.torchvision else 0,
+                activation_read_bytes=act_read,
+                weight_read_bytes=wt_read,
+                write_bytes=write,
+                params=node_params,
+                depth=d,
+                output_shape=tuple(x or 0 for x in out0.shape) if out0 is not None and out0.shape else (),
+                unsupported=key in unsupported and registry.lookup(*key) is None,
+                unresolved=unresolved,
+                note=note,
+                flops_min=cost.flops_min if cost.flops_min is not None else flops,
+                flops_max=cost.flops_max if cost.flops_max is not None else flops,
+            )
+        )
+
+    shape_consts = sum(w.numel for w in graph.weights.values() if not w.is_float)
+    derived = sum(w.numel for w in graph.weights.values() if w.is_float and w.from_constant_node)
+    unused = [w.name for w in graph.weights.values() if w.name not in seen_weights and not w.from_constant_node]
+    warnings = list(graph.warnings)
+    if unused:
+        warnings.append(f"{len(unused)} initializer(s) no node reads (not counted as params): {', '.join(unused[:5])}")
+    if buffers:
+        warnings.append(f"{buffers} buffer elements (BatchNormalization statistics) are not counted as params")
+    if unsupported:
+        kinds = ", ".join(f"{d + '.' if d else ''}{op} x{n}" for (d, op), n in sorted(unsupported.items()))
+        warnings.append(f"ops without a cost handler (their compute is not counted): {kinds}")
+    params = ParamCounts(
+        trainable=trainable,
+        buffers=buffers,
+        shape_constants=shape_consts,
+        embedding=embedding,
+        nonzero=nonzero if nonzero_known else 0,
+        derived_constants=derived,
+        deduplicated=dedup,
+        has_weight_data=graph.has_weight_data and nonzero_known,
+    )
+    return Analysis(
+        nodes=tuple(results),
+        params=params,
+        weight_bytes_by_dtype={k: (v[0], v[1]) for k, v in sorted(by_dtype.items())},
+        peak_activation_bytes=peak_activation_bytes(graph),
+        depth=max(depth_of.values(), default=0),
+        critical_path_flops=max(cp_of.values(), default=0),
+        max_width=max(width.values(), default=0),
+        unsupported=dict(unsupported),
+        unresolved_dims=tuple(sorted(unresolved_syms)),
+        control_flow=tuple(control_flow),
+        warnings=tuple(warnings),
+        input_shapes={t.name: t.shape or () for t in graph.inputs},
+    )
+
+
+def peak_activation_bytes(graph: Graph) -> int:
+    """Peak of live activation bytes when nodes run in the graph's topological order.
+
+    A tensor is live from its producer (graph inputs: from the start) until its last
+    consumer has run; graph outputs stay live to the end. Weights and constants are not
+    activations. While a node runs, its inputs and outputs are live together.
+    """
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for t in node.inputs:
+            if t is not None and not t.is_constant:
+                last_use[t.name] = i
+    end = len(graph.nodes)
+    for t in graph.outputs:
+        last_use[t.name] = end
+    size: dict[str, int] = {}
+    live = 0
+    for t in graph.inputs:
+        size[t.name] = _known_nbytes(t)
+        live += size[t.name]
+    peak = live
+    for i, node in enumerate(graph.nodes):
+        for t in node.outputs:
+            if t.is_constant or t.name in size:
+                continue
+            size[t.name] = _known_nbytes(t)
+            live += size[t.name]
+        peak = max(peak, live)
+        for name in {t.name for t in (*node.inputs, *node.outputs) if t is not None}:
+            if name in size and last_use.get(name, -1) <= i:
+                live -= size.pop(name)
+    return peak
