@@ -1,0 +1,332 @@
+"""The nascost client: sync (:class:`Client`) and asyncio (:class:`AsyncClient`).
+
+Both send a graph at most once: small graphs travel inline; a graph larger than
+``inline_limit_bytes`` is announced by digest, uploaded in chunks only if the server does
+not hold it, and referred to by digest after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from nascost.client.errors import NascostClientError, from_rpc_error, from_status
+from nascost.client.models import ModelLike, digest, model_bytes
+from nascost.client.results import Analysis, Device
+from nascost.v1 import (
+    devices_pb2,
+    graph_pb2,
+    measurement_pb2,
+    prediction_pb2,
+    service_pb2,
+    service_pb2_grpc,
+)
+
+MIB = 1 << 20
+DEFAULT_INLINE_LIMIT = 3 * MIB
+CHUNK_BYTES = 1 * MIB
+MAX_MESSAGE_BYTES = 64 * MIB
+
+Shapes = Mapping[str, Sequence[int]]
+
+
+def _shape_bindings(input_shapes: Shapes | None, dim_values: Mapping[str, int] | None) -> graph_pb2.ShapeBindings:
+    return graph_pb2.ShapeBindings(
+        input_shapes=[graph_pb2.InputShape(name=k, dims=list(v)) for k, v in (input_shapes or {}).items()],
+        dim_values=dict(dim_values or {}),
+    )
+
+
+def _chunks(data: bytes) -> Iterator[graph_pb2.GraphChunk]:
+    d = digest(data)
+    for off in range(0, len(data), CHUNK_BYTES):
+        if off == 0:
+            yield graph_pb2.GraphChunk(data=data[:CHUNK_BYTES], total_bytes=len(data), expected_digest=d)
+        else:
+            yield graph_pb2.GraphChunk(data=data[off : off + CHUNK_BYTES])
+
+
+def _channel_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+class Client:
+    """Blocking client.
+
+    Args:
+        target: ``host:port`` of a nascost server.
+        token: bearer token, when the server requires one.
+        root_certificates: PEM bytes to trust; setting it (or ``secure=True``) uses TLS.
+        timeout: default deadline per call, seconds (None = no deadline).
+        inline_limit_bytes: graphs up to this size travel inside the request.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        secure: bool = False,
+        timeout: float | None = 60.0,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if root_certificates is not None or secure:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(target, creds, options=_channel_options())
+        else:
+            self._channel = grpc.insecure_channel(target, options=_channel_options())
+        self.stub = service_pb2_grpc.CostModelStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.inline_limit_bytes = inline_limit_bytes
+        self._held: set[str] = set()
+
+    # -------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return method(request, timeout=timeout if timeout is not None else self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def graph_ref(self, model: ModelLike, *, timeout: float | None = None) -> graph_pb2.GraphRef:
+        """A ``GraphRef`` for ``model``: inline if small, else by digest (uploading once)."""
+        data = model_bytes(model)
+        if len(data) <= self.inline_limit_bytes:
+            return graph_pb2.GraphRef(onnx_model=data)
+        d = digest(data)
+        if d not in self._held:
+            present = self._call(self.stub.HasGraph, graph_pb2.HasGraphRequest(digest=d), timeout).present
+            if not present:
+                try:
+                    handle = self.stub.UploadGraph(
+                        _chunks(data), timeout=timeout or self.timeout, metadata=self._metadata
+                    )
+                except grpc.RpcError as e:
+                    raise from_rpc_error(e) from None
+                d = handle.digest
+            self._held.add(d)
+        return graph_pb2.GraphRef(digest=d)
+
+    # -------------------------------------------------------------- calls
+
+    def analyze(
+        self,
+        model: ModelLike,
+        *,
+        input_shapes: Shapes | None = None,
+        dim_values: Mapping[str, int] | None = None,
+        include_nodes: bool = True,
+        timeout: float | None = None,
+    ) -> Analysis:
+        """Counted indicators of ``model`` (a path, bytes or ``onnx.ModelProto``)."""
+        request = service_pb2.AnalyzeRequest(
+            graph=self.graph_ref(model, timeout=timeout),
+            shapes=_shape_bindings(input_shapes, dim_values),
+            include_nodes=include_nodes,
+        )
+        return Analysis.from_proto(self._call(self.stub.Analyze, request, timeout))
+
+    def analyze_many(
+        self,
+        models: Iterable[ModelLike],
+        *,
+        input_shapes: Shapes | None = None,
+        dim_values: Mapping[str, int] | None = None,
+        include_nodes: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[Analysis | NascostClientError]:
+        """Analyze many graphs over one stream; yields a result or an error per graph, in order."""
+        shapes = _shape_bindings(input_shapes, dim_values)
+
+        def requests() -> Iterator[service_pb2.AnalyzeRequest]:
+            for i, m in enumerate(models):
+                yield service_pb2.AnalyzeRequest(
+                    graph=self.graph_ref(m), shapes=shapes, include_nodes=include_nodes, request_id=str(i)
+                )
+
+        try:
+            for r in self.stub.AnalyzeStream(requests(), timeout=timeout, metadata=self._metadata):
+                yield from_status(r.error.code, r.error.message) if r.HasField("error") else Analysis.from_proto(r)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def devices(self, *, timeout: float | None = None) -> list[Device]:
+        r = self._call(self.stub.ListDevices, devices_pb2.ListDevicesRequest(), timeout)
+        return [Device.from_proto(d) for d in r.devices]
+
+    def estimate(self, model: ModelLike, *, device_ids: Sequence[str] = (), timeout: float | None = None,
+                 input_shapes: Shapes | None = None, dim_values: Mapping[str, int] | None = None,
+                 measure: bool = False) -> service_pb2.EstimateResponse:
+        """Counted + predicted (+ measured) per device, as the raw reply."""
+        request = service_pb2.EstimateRequest(
+            graph=self.graph_ref(model, timeout=timeout),
+            shapes=_shape_bindings(input_shapes, dim_values),
+            device_ids=list(device_ids),
+            measure=measure,
+        )
+        return self._call(self.stub.Estimate, request, timeout)
+
+    def predict(self, model: ModelLike, *, device_ids: Sequence[str] = (), timeout: float | None = None,
+                input_shapes: Shapes | None = None, dim_values: Mapping[str, int] | None = None
+                ) -> prediction_pb2.PredictResponse:
+        request = prediction_pb2.PredictRequest(
+            graph=self.graph_ref(model, timeout=timeout),
+            shapes=_shape_bindings(input_shapes, dim_values),
+            device_ids=list(device_ids),
+        )
+        return self._call(self.stub.Predict, request, timeout)
+
+    def measure(
+        self,
+        model: ModelLike,
+        *,
+        device_id: str = "local",
+        options: measurement_pb2.MeasureOptions | None = None,
+        input_shapes: Shapes | None = None,
+        dim_values: Mapping[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[measurement_pb2.MeasureEvent]:
+        """Stream of progress events ending with the result."""
+        request = measurement_pb2.MeasureRequest(
+            graph=self.graph_ref(model, timeout=timeout),
+            shapes=_shape_bindings(input_shapes, dim_values),
+            device_id=device_id,
+            options=options or measurement_pb2.MeasureOptions(),
+        )
+        try:
+            yield from self.stub.Measure(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
+        """The health service's answer: "SERVING", "NOT_SERVING", ..."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        r = self._call(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client` (``grpc.aio``)."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        secure: bool = False,
+        timeout: float | None = 60.0,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if root_certificates is not None or secure:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.aio.secure_channel(target, creds, options=_channel_options())
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=_channel_options())
+        self.stub = service_pb2_grpc.CostModelStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.inline_limit_bytes = inline_limit_bytes
+        self._held: set[str] = set()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(
+                request, timeout=timeout if timeout is not None else self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def graph_ref(self, model: ModelLike, *, timeout: float | None = None) -> graph_pb2.GraphRef:
+        data = model_bytes(model)
+        if len(data) <= self.inline_limit_bytes:
+            return graph_pb2.GraphRef(onnx_model=data)
+        d = digest(data)
+        if d not in self._held:
+            r = await self._call(self.stub.HasGraph, graph_pb2.HasGraphRequest(digest=d), timeout)
+            if not r.present:
+                try:
+                    handle = await self.stub.UploadGraph(
+                        _chunks(data), timeout=timeout or self.timeout, metadata=self._metadata
+                    )
+                except grpc.RpcError as e:
+                    raise from_rpc_error(e) from None
+                d = handle.digest
+            self._held.add(d)
+        return graph_pb2.GraphRef(digest=d)
+
+    async def analyze(
+        self,
+        model: ModelLike,
+        *,
+        input_shapes: Shapes | None = None,
+        dim_values: Mapping[str, int] | None = None,
+        include_nodes: bool = True,
+        timeout: float | None = None,
+    ) -> Analysis:
+        request = service_pb2.AnalyzeRequest(
+            graph=await self.graph_ref(model, timeout=timeout),
+            shapes=_shape_bindings(input_shapes, dim_values),
+            include_nodes=include_nodes,
+        )
+        return Analysis.from_proto(await self._call(self.stub.Analyze, request, timeout))
+
+    async def analyze_many(
+        self,
+        models: Iterable[ModelLike],
+        *,
+        input_shapes: Shapes | None = None,
+        dim_values: Mapping[str, int] | None = None,
+        include_nodes: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Analysis | NascostClientError]:
+        shapes = _shape_bindings(input_shapes, dim_values)
+        requests = [
+            service_pb2.AnalyzeRequest(
+                graph=await self.graph_ref(m), shapes=shapes, include_nodes=include_nodes, request_id=str(i)
+            )
+            for i, m in enumerate(models)
+        ]
+        try:
+            async for r in self.stub.AnalyzeStream(iter(requests), timeout=timeout, metadata=self._metadata):
+                yield from_status(r.error.code, r.error.message) if r.HasField("error") else Analysis.from_proto(r)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def devices(self, *, timeout: float | None = None) -> list[Device]:
+        r = await self._call(self.stub.ListDevices, devices_pb2.ListDevicesRequest(), timeout)
+        return [Device.from_proto(d) for d in r.devices]
+
+    async def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        r = await self._call(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))

@@ -1,0 +1,220 @@
+"""Typed results decoded from ``nascost.v1`` replies: plain frozen dataclasses.
+
+``to_dict()`` gives JSON-ready dicts with integer counts (protobuf's own JSON mapping
+turns int64 into strings); ``nodes_frame()`` gives a pandas DataFrame when pandas is
+installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from nascost.v1 import devices_pb2, indicators_pb2, service_pb2
+
+_SOURCES = {
+    indicators_pb2.SOURCE_COUNTED: "counted",
+    indicators_pb2.SOURCE_PREDICTED: "predicted",
+    indicators_pb2.SOURCE_MEASURED: "measured",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    source: str
+    method: str
+    version: str = ""
+    expected_error_pct: float = 0.0
+    error_is_evaluated: bool = False
+    samples: int = 0
+    spread_pct: float = 0.0
+    note: str = ""
+
+    @classmethod
+    def from_proto(cls, p: indicators_pb2.Provenance) -> Provenance:
+        return cls(
+            source=_SOURCES.get(p.source, "unspecified"),
+            method=p.method,
+            version=p.version,
+            expected_error_pct=p.expected_error_pct,
+            error_is_evaluated=p.error_is_evaluated,
+            samples=p.samples,
+            spread_pct=p.spread_pct,
+            note=p.note,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCost:
+    name: str
+    op_type: str
+    domain: str
+    macs: int
+    flops: int
+    memory_access_bytes: int
+    activation_read_bytes: int
+    weight_read_bytes: int
+    write_bytes: int
+    params: int
+    arithmetic_intensity: float
+    output_shape: tuple[int, ...]
+    depth: int
+    unsupported: bool
+    note: str
+
+    @classmethod
+    def from_proto(cls, n: indicators_pb2.NodeCost) -> NodeCost:
+        return cls(
+            name=n.name,
+            op_type=n.op_type,
+            domain=n.domain,
+            macs=n.macs,
+            flops=n.flops,
+            memory_access_bytes=n.memory_access_bytes,
+            activation_read_bytes=n.activation_read_bytes,
+            weight_read_bytes=n.weight_read_bytes,
+            write_bytes=n.write_bytes,
+            params=n.params,
+            arithmetic_intensity=n.arithmetic_intensity,
+            output_shape=tuple(n.output_shape),
+            depth=n.depth,
+            unsupported=n.unsupported,
+            note=n.note,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ParamBreakdown:
+    trainable: int
+    buffers: int
+    shape_constants: int
+    embedding: int
+    nonzero: int
+    derived_constants: int
+    deduplicated: int
+    has_weight_data: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Counted indicators of one graph (all figures are counted; units in the names)."""
+
+    graph_digest: str
+    params: int
+    param_breakdown: ParamBreakdown
+    weight_bytes: int
+    weight_bytes_by_dtype: dict[str, int]
+    macs: int
+    flops: int
+    effective_flops: int
+    torchvision_macs: int
+    memory_access_bytes: int
+    activation_read_bytes: int
+    weight_read_bytes: int
+    write_bytes: int
+    peak_activation_bytes: int
+    arithmetic_intensity: float
+    depth: int
+    critical_path_flops: int
+    max_width: int
+    node_count: int
+    flops_min: int
+    flops_max: int
+    unsupported_ops: dict[str, int]
+    unresolved_dims: tuple[str, ...]
+    warnings: tuple[str, ...]
+    input_shapes: dict[str, tuple[int, ...]]
+    provenance: Provenance
+    nodes: tuple[NodeCost, ...] = field(default=())
+
+    @classmethod
+    def from_proto(cls, r: service_pb2.AnalyzeResponse) -> Analysis:
+        i = r.indicators
+        b = i.param_breakdown
+        return cls(
+            graph_digest=r.graph_digest,
+            params=i.params,
+            param_breakdown=ParamBreakdown(
+                b.trainable, b.buffers, b.shape_constants, b.embedding, b.nonzero,
+                b.derived_constants, b.deduplicated, b.has_weight_data,
+            ),
+            weight_bytes=i.weight_bytes,
+            weight_bytes_by_dtype={d.dtype: d.bytes for d in i.weight_bytes_by_dtype},
+            macs=i.macs,
+            flops=i.flops,
+            effective_flops=i.effective_flops,
+            torchvision_macs=i.torchvision_macs,
+            memory_access_bytes=i.memory_access_bytes,
+            activation_read_bytes=i.activation_read_bytes,
+            weight_read_bytes=i.weight_read_bytes,
+            write_bytes=i.write_bytes,
+            peak_activation_bytes=i.peak_activation_bytes,
+            arithmetic_intensity=i.arithmetic_intensity,
+            depth=i.depth,
+            critical_path_flops=i.critical_path_flops,
+            max_width=i.max_width,
+            node_count=i.node_count,
+            flops_min=i.flops_min,
+            flops_max=i.flops_max,
+            unsupported_ops={
+                (f"{u.domain}." if u.domain else "") + u.op_type: u.count for u in r.unsupported_ops
+            },
+            unresolved_dims=tuple(i.unresolved_dims),
+            warnings=tuple(r.warnings),
+            input_shapes={s.name: tuple(s.dims) for s in r.input_shapes},
+            provenance=Provenance.from_proto(r.provenance),
+            nodes=tuple(NodeCost.from_proto(n) for n in r.nodes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["nodes"] = [dataclasses.asdict(n) for n in self.nodes]
+        return d
+
+    def nodes_frame(self) -> Any:
+        """Per-node costs as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame([dataclasses.asdict(n) for n in self.nodes])
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    name: str
+    kind: str
+    measurable: bool
+    peak_flops_per_s: dict[str, float]
+    memory_bandwidth_bytes_per_s: float
+    source: str
+    predictors: tuple[str, ...]
+    fingerprint: dict[str, Any]
+
+    @classmethod
+    def from_proto(cls, d: devices_pb2.Device) -> Device:
+        kind = devices_pb2.DeviceKind.Name(d.kind).removeprefix("DEVICE_KIND_").lower()
+        fp = d.fingerprint
+        return cls(
+            id=d.id,
+            name=d.name,
+            kind=kind,
+            measurable=d.measurable,
+            peak_flops_per_s=dict(d.spec.peak_flops_per_s),
+            memory_bandwidth_bytes_per_s=d.spec.memory_bandwidth_bytes_per_s,
+            source=d.spec.source,
+            predictors=tuple(d.predictors),
+            fingerprint={
+                "cpu_model": fp.cpu_model,
+                "logical_cores": fp.logical_cores,
+                "memory_bytes": fp.memory_bytes,
+                "gpu_model": fp.gpu_model,
+                "onnxruntime_version": fp.onnxruntime_version,
+                "digest": fp.digest,
+            }
+            if fp.digest or fp.cpu_model
+            else {},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,315 @@
+"""The ``nascost`` command line.
+
+Stable forms (scripts depend on them)::
+
+    nascost serve [--host H] [--port P] [--data-dir DIR] [--demo]
+    nascost analyze MODEL.onnx [--server HOST:PORT] [--input-shape NAME=1x3x224x224]... [--dim NAME=V]... [--json]
+    nascost devices [--server HOST:PORT] [--json]
+    nascost ops [--json]
+    nascost example OUT.onnx
+
+Without ``--server``, ``analyze`` runs in-process; with it, it asks that server. Both
+paths go through the same ``nascost.v1`` reply, so they print the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from nascost.client.errors import NascostClientError
+from nascost.client.results import Analysis, Device
+
+logger = logging.getLogger("nascost")
+
+
+# ---------------------------------------------------------------------------- parsing helpers
+
+
+def _parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=D1xD2x..., got {text!r}")
+    try:
+        parsed = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"dims must be integers separated by 'x', got {dims!r}") from e
+    return name, parsed
+
+
+def _parse_dim(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, int(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"dim value must be an integer, got {value!r}") from e
+
+
+def _human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+# ---------------------------------------------------------------------------- printing
+
+
+def print_analysis(a: Analysis, *, nodes: bool = True, title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in a.input_shapes.items())
+    summary = Table(title=title or f"counted indicators ({shapes})", show_header=True, header_style="bold")
+    summary.add_column("indicator")
+    summary.add_column("value", justify="right")
+    summary.add_column("unit / note")
+    pb = a.param_breakdown
+    rows: list[tuple[str, str, str]] = [
+        ("params", f"{a.params:,}", "elements, trainable float weights, each unique tensor once"),
+        ("  non-zero params", f"{pb.nonzero:,}" if pb.has_weight_data else "n/a", "no weight payloads sent" if not pb.has_weight_data else ""),
+        ("  embedding params", f"{pb.embedding:,}", ""),
+        ("  buffers (BN stats)", f"{pb.buffers:,}", "not params"),
+        ("weight bytes", f"{a.weight_bytes:,}", ", ".join(f"{k}: {v:,}" for k, v in a.weight_bytes_by_dtype.items())),
+        ("MACs", f"{a.macs:,}", _human(a.macs, "MAC")),
+        ("FLOPs", f"{a.flops:,}", f"{_human(a.flops, 'FLOP')} = 2 x MACs + other float ops"),
+        ("effective FLOPs", f"{a.effective_flops:,}", "MACs on non-zero weights only"),
+        ("torchvision MACs", f"{a.torchvision_macs:,}", "conv + linear + matmul (papers' 'FLOPs')"),
+        ("memory access", f"{a.memory_access_bytes:,}", f"bytes = {_human(a.activation_read_bytes, 'B')} act read + {_human(a.weight_read_bytes, 'B')} weights + {_human(a.write_bytes, 'B')} written"),
+        ("peak activations", f"{a.peak_activation_bytes:,}", "bytes, topological schedule"),
+        ("arithmetic intensity", f"{a.arithmetic_intensity:.2f}", "FLOPs / byte"),
+        ("depth / max width", f"{a.depth} / {a.max_width}", f"ops; critical path {_human(a.critical_path_flops, 'FLOP')}"),
+        ("nodes", f"{a.node_count}", ""),
+    ]
+    for r in rows:
+        summary.add_row(*r)
+    console.print(summary)
+    if nodes and a.nodes:
+        t = Table(title="per node", header_style="bold")
+        for col in ("node", "op", "output", "MACs", "FLOPs", "mem bytes", "params", "note"):
+            t.add_column(col, justify="right" if col in ("MACs", "FLOPs", "mem bytes", "params") else "left")
+        for n in a.nodes:
+            t.add_row(
+                n.name,
+                (n.domain + "." if n.domain else "") + n.op_type,
+                "x".join(map(str, n.output_shape)),
+                f"{n.macs:,}",
+                f"{n.flops:,}",
+                f"{n.memory_access_bytes:,}",
+                f"{n.params:,}",
+                n.note,
+            )
+        console.print(t)
+    if a.unsupported_ops:
+        console.print("[bold red]unsupported ops (compute not counted):[/] " + ", ".join(f"{k} x{v}" for k, v in a.unsupported_ops.items()))
+    for w in a.warnings:
+        console.print(f"[yellow]note:[/] {w}")
+    console.print(f"[dim]provenance: {a.provenance.source} ({a.provenance.method} v{a.provenance.version}); graph {a.graph_digest[:19]}…[/]")
+
+
+def print_devices(devices: Sequence[Device]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="devices", header_style="bold")
+    for col in ("id", "kind", "name", "peak FLOP/s (fp32)", "bandwidth", "measurable", "source"):
+        t.add_column(col)
+    for d in devices:
+        fp32 = d.peak_flops_per_s.get("float32", 0.0)
+        t.add_row(
+            d.id,
+            d.kind,
+            d.name,
+            _human(fp32, "FLOP/s") if fp32 else "-",
+            _human(d.memory_bandwidth_bytes_per_s, "B/s") if d.memory_bandwidth_bytes_per_s else "-",
+            "yes" if d.measurable else "no",
+            d.source,
+        )
+    Console().print(t)
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _analysis(args: argparse.Namespace) -> Analysis:
+    from nascost.client.models import model_bytes
+
+    shapes = dict(args.input_shape or [])
+    dims = dict(args.dim or [])
+    if args.server:
+        from nascost.client import Client
+
+        with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN")) as c:
+            return c.analyze(args.model, input_shapes=shapes, dim_values=dims, include_nodes=True)
+    from nascost.server.config import ServerConfig
+    from nascost.server.encode import shape_request
+    from nascost.server.engine import Engine
+    from nascost.v1 import graph_pb2
+
+    engine = Engine(ServerConfig.from_env())
+    bindings = graph_pb2.ShapeBindings(
+        input_shapes=[graph_pb2.InputShape(name=k, dims=list(v)) for k, v in shapes.items()], dim_values=dims
+    )
+    response = engine.analyze(
+        graph_pb2.GraphRef(onnx_model=model_bytes(args.model)), shape_request(bindings), include_nodes=True
+    )
+    return Analysis.from_proto(response)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    a = _analysis(args)
+    if args.json:
+        print(json.dumps(a.to_dict(), indent=None if args.compact else 2))
+    else:
+        print_analysis(a, nodes=not args.summary)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    if args.server:
+        from nascost.client import Client
+
+        with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN")) as c:
+            devices = c.devices()
+    else:
+        from nascost.server.config import ServerConfig
+        from nascost.server.engine import Engine
+
+        devices = [Device.from_proto(d) for d in Engine(ServerConfig.from_env()).list_devices()]
+    if args.json:
+        print(json.dumps([d.to_dict() for d in devices], indent=2))
+    else:
+        print_devices(devices)
+    return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from nascost.predictors.costs.coverage import coverage
+
+    cov = coverage()
+    if args.json:
+        print(json.dumps(cov, indent=2))
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    console.print(
+        f"ai.onnx coverage: {cov['ai_onnx_covered']} of {cov['ai_onnx_total']} ops "
+        f"({cov['ai_onnx_coverage_pct']:.1f} %) at onnx {cov['onnx_version']}; "
+        f"{cov['registered_total']} ops registered in all domains"
+    )
+    for domain, ops in cov["registered"].items():
+        console.print(f"[bold]{domain or 'ai.onnx'}[/] ({len(ops)}): " + ", ".join(ops))
+    if cov["ai_onnx_not_covered"]:
+        console.print("[yellow]ai.onnx ops without a handler:[/] " + ", ".join(cov["ai_onnx_not_covered"]))
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    from nascost.server.demo import tiny_resnet
+
+    with open(args.out, "wb") as f:
+        f.write(tiny_resnet().SerializeToString())
+    print(args.out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nascost.server.app import serve
+    from nascost.server.config import ServerConfig
+
+    config = ServerConfig.from_env(data_dir=args.data_dir, workers=args.workers)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def ready(port: int) -> None:
+        print(f"nascost serving on {args.host}:{port} (data dir {config.data_dir}); Ctrl-C stops", flush=True)
+        if args.demo:
+            _demo(f"{args.host if args.host not in ('0.0.0.0', '::', '[::]') else '127.0.0.1'}:{port}", config.auth_token)
+
+    serve(args.host, args.port, config, ready=ready)
+    return 0
+
+
+def _demo(target: str, token: str | None) -> None:
+    """Ask the running server about the bundled example, as a user would."""
+    from nascost.client import Client
+    from nascost.server.demo import tiny_resnet
+
+    with Client(target, token=token) as c:
+        print(f"health: {c.health()}", flush=True)
+        a = c.analyze(tiny_resnet(), dim_values={"batch": 1})
+        print_analysis(a, title="demo: tiny ResNet (batch 1), asked over gRPC")
+        print_devices(c.devices())
+    print("still serving; Ctrl-C stops", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nascost", description="Every cost indicator of an ONNX graph, per device.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gRPC server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=50051)
+    s.add_argument("--data-dir", default=None, help="embedded store and artifacts (default: $NASCOST_DATA_DIR or ~/.local/share/nascost)")
+    s.add_argument("--workers", type=int, default=None, help="gRPC worker threads")
+    s.add_argument("--demo", action="store_true", help="after start, analyze a bundled example through the server and print it")
+    s.set_defaults(fn=cmd_serve)
+
+    a = sub.add_parser("analyze", help="counted indicators of a model")
+    a.add_argument("model")
+    a.add_argument("--server", help="HOST:PORT of a nascost server (default: run in-process)")
+    a.add_argument("--input-shape", action="append", type=_parse_input_shape, metavar="NAME=1x3x224x224")
+    a.add_argument("--dim", action="append", type=_parse_dim, metavar="NAME=VALUE", help="value of a symbolic dim")
+    a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--compact", action="store_true", help="with --json: on one line")
+    a.add_argument("--summary", action="store_true", help="table without the per-node breakdown")
+    a.set_defaults(fn=cmd_analyze)
+
+    d = sub.add_parser("devices", help="the device catalogue")
+    d.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_devices)
+
+    o = sub.add_parser("ops", help="op types covered by the cost counter")
+    o.add_argument("--json", action="store_true")
+    o.set_defaults(fn=cmd_ops)
+
+    e = sub.add_parser("example", help="write the bundled example model")
+    e.add_argument("out")
+    e.set_defaults(fn=cmd_example)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.fn(args))
+    except NascostClientError as e:
+        print(f"nascost: {e.code.name}: {e.details}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from nascost.predictors.errors import NascostError
+
+        if isinstance(e, NascostError):
+            print(f"nascost: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError):
+            print(f"nascost: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

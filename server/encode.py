@@ -1,0 +1,122 @@
+"""Domain results -> ``nascost.v1`` messages (and request messages -> domain inputs)."""
+
+from __future__ import annotations
+
+from nascost.predictors.analysis import Analysis, NodeResult
+from nascost.predictors.errors import InvalidRequestError
+from nascost.predictors.graph import ShapeRequest
+from nascost.v1 import graph_pb2, indicators_pb2, service_pb2
+
+COUNT_METHOD = "static-count"
+COUNT_VERSION = "1"
+
+
+def shape_request(msg: graph_pb2.ShapeBindings) -> ShapeRequest:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for s in msg.input_shapes:
+        if not s.name:
+            raise InvalidRequestError("an input shape has no input name")
+        if s.name in shapes:
+            raise InvalidRequestError(f"input {s.name!r} is given two shapes")
+        shapes[s.name] = tuple(int(d) for d in s.dims)
+    request = ShapeRequest(input_shapes=shapes, dim_values={k: int(v) for k, v in msg.dim_values.items()})
+    request.validate()
+    return request
+
+
+def shape_key(shapes: ShapeRequest) -> tuple[object, ...]:
+    """Hashable key of a shape request (for caches)."""
+    return (
+        tuple(sorted((k, tuple(v)) for k, v in shapes.input_shapes.items())),
+        tuple(sorted(shapes.dim_values.items())),
+    )
+
+
+def counted_provenance() -> indicators_pb2.Provenance:
+    return indicators_pb2.Provenance(source=indicators_pb2.SOURCE_COUNTED, method=COUNT_METHOD, version=COUNT_VERSION)
+
+
+def node_cost(n: NodeResult) -> indicators_pb2.NodeCost:
+    return indicators_pb2.NodeCost(
+        name=n.name,
+        op_type=n.op_type,
+        domain=n.domain,
+        macs=n.macs,
+        flops=n.flops,
+        activation_read_bytes=n.activation_read_bytes,
+        weight_read_bytes=n.weight_read_bytes,
+        write_bytes=n.write_bytes,
+        memory_access_bytes=n.memory_access_bytes,
+        params=n.params,
+        arithmetic_intensity=n.arithmetic_intensity,
+        output_shape=list(n.output_shape),
+        depth=n.depth,
+        unsupported=n.unsupported,
+        note=n.note,
+    )
+
+
+def counted(a: Analysis) -> indicators_pb2.CountedIndicators:
+    p = a.params
+    return indicators_pb2.CountedIndicators(
+        params=p.trainable,
+        param_breakdown=indicators_pb2.ParamBreakdown(
+            trainable=p.trainable,
+            buffers=p.buffers,
+            shape_constants=p.shape_constants,
+            embedding=p.embedding,
+            nonzero=p.nonzero,
+            derived_constants=p.derived_constants,
+            deduplicated=p.deduplicated,
+            has_weight_data=p.has_weight_data,
+        ),
+        weight_bytes_by_dtype=[
+            indicators_pb2.DtypeBytes(dtype=k, elements=v[0], bytes=v[1]) for k, v in a.weight_bytes_by_dtype.items()
+        ],
+        weight_bytes=a.weight_bytes,
+        macs=a.macs,
+        flops=a.flops,
+        effective_flops=a.effective_flops,
+        torchvision_macs=a.torchvision_macs,
+        memory_access_bytes=a.memory_access_bytes,
+        activation_read_bytes=a.activation_read_bytes,
+        weight_read_bytes=a.weight_read_bytes,
+        write_bytes=a.write_bytes,
+        peak_activation_bytes=a.peak_activation_bytes,
+        arithmetic_intensity=a.arithmetic_intensity,
+        depth=a.depth,
+        critical_path_flops=a.critical_path_flops,
+        max_width=a.max_width,
+        node_count=len(a.nodes),
+        flops_min=a.flops_min,
+        flops_max=a.flops_max,
+        control_flow=[
+            indicators_pb2.ControlFlowCost(
+                node_name=c.node_name,
+                op_type=c.op_type,
+                branch_names=list(c.branch_names),
+                branch_flops=list(c.branch_flops),
+                trip_count=c.trip_count or 0,
+                trip_count_known=c.trip_count is not None,
+            )
+            for c in a.control_flow
+        ],
+        unresolved_dims=list(a.unresolved_dims),
+    )
+
+
+def analyze_response(digest: str, a: Analysis, *, include_nodes: bool) -> service_pb2.AnalyzeResponse:
+    return service_pb2.AnalyzeResponse(
+        graph_digest=digest,
+        indicators=counted(a),
+        nodes=[node_cost(n) for n in a.nodes] if include_nodes else [],
+        unsupported_ops=[
+            indicators_pb2.UnsupportedOp(op_type=op, domain=dom, count=n, reason="no cost handler")
+            for (dom, op), n in sorted(a.unsupported.items())
+        ],
+        warnings=list(a.warnings),
+        provenance=counted_provenance(),
+        input_shapes=[
+            graph_pb2.InputShape(name=k, dims=[d or 0 for d in v]) for k, v in a.input_shapes.items()
+        ],
+    )

@@ -1,0 +1,221 @@
+"""The domain facade the servicer and the in-process CLI call.
+
+It holds what a server keeps between requests: graphs by digest (so a client sends a
+graph once), answers by (digest, shapes) (a NAS loop asks the same question often), the
+device catalogue and the store. Thread-safe: the gRPC server calls it from many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+
+from nascost.predictors.analysis import analyze
+from nascost.predictors.errors import (
+    InvalidRequestError,
+    LimitExceededError,
+    NotAvailableError,
+    UnknownDeviceError,
+    UnknownGraphError,
+)
+from nascost.predictors.graph import ShapeRequest, digest_of, load_graph_bytes
+from nascost.server.config import ServerConfig
+from nascost.server.encode import analyze_response, shape_key, shape_request
+from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, service_pb2
+
+logger = logging.getLogger(__name__)
+
+_DIGEST_PREFIX = "sha256:"
+
+
+class GraphCache:
+    """Serialized graphs by digest, bounded in bytes, least recently used evicted first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes) -> str:
+        digest = digest_of(data)
+        with self._lock:
+            if digest in self._items:
+                self._items.move_to_end(digest)
+                return digest
+            if len(data) > self._max_bytes:
+                raise LimitExceededError(
+                    f"graph of {len(data)} bytes exceeds the graph cache ({self._max_bytes} bytes)"
+                )
+            self._items[digest] = data
+            self._bytes += len(data)
+            while self._bytes > self._max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+        return digest
+
+    def get(self, digest: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(digest)
+            if data is not None:
+                self._items.move_to_end(digest)
+            return data
+
+    def __contains__(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._items
+
+
+class _LRU:
+    def __init__(self, entries: int) -> None:
+        self._entries = entries
+        self._items: OrderedDict[object, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> bytes | None:
+        with self._lock:
+            v = self._items.get(key)
+            if v is not None:
+                self._items.move_to_end(key)
+            return v
+
+    def put(self, key: object, value: bytes) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+def check_digest(digest: str) -> str:
+    hexpart = digest.removeprefix(_DIGEST_PREFIX)
+    if not digest.startswith(_DIGEST_PREFIX) or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise InvalidRequestError(f"graph digest must be 'sha256:<64 lower-case hex>', got {digest[:80]!r}")
+    return digest
+
+
+class Engine:
+    """What the service does, without gRPC."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.graphs = GraphCache(config.graph_cache_bytes)
+        self._answers = _LRU(config.analysis_cache_entries)
+
+    # ---------------------------------------------------------------- graphs
+
+    def resolve(self, ref: graph_pb2.GraphRef) -> tuple[str, bytes]:
+        """(digest, bytes) of the graph a request names."""
+        which = ref.WhichOneof("source")
+        if which == "onnx_model":
+            data = ref.onnx_model
+            if len(data) > self.config.max_model_bytes:
+                raise LimitExceededError(
+                    f"model is {len(data)} bytes; this server accepts at most {self.config.max_model_bytes}"
+                )
+            return self.graphs.put(data), data
+        if which == "digest":
+            digest = check_digest(ref.digest)
+            data = self.graphs.get(digest)
+            if data is None:
+                raise UnknownGraphError(f"no graph {digest} on this server: send its bytes or UploadGraph it first")
+            return digest, data
+        raise InvalidRequestError("request names no graph: set graph.onnx_model or graph.digest")
+
+    def upload(self, chunks: Iterable[graph_pb2.GraphChunk]) -> graph_pb2.GraphHandle:
+        parts: list[bytes] = []
+        size = 0
+        expected_total = 0
+        expected_digest = ""
+        for i, chunk in enumerate(chunks):
+            if i == 0:
+                expected_total = chunk.total_bytes
+                expected_digest = chunk.expected_digest
+                if expected_total > self.config.max_model_bytes:
+                    raise LimitExceededError(
+                        f"model is {expected_total} bytes; this server accepts at most {self.config.max_model_bytes}"
+                    )
+            size += len(chunk.data)
+            if size > self.config.max_model_bytes:
+                raise LimitExceededError(f"upload exceeds {self.config.max_model_bytes} bytes")
+            parts.append(chunk.data)
+        data = b"".join(parts)
+        if not data:
+            raise InvalidRequestError("upload carried no bytes")
+        if expected_total and expected_total != len(data):
+            raise InvalidRequestError(f"upload announced {expected_total} bytes but carried {len(data)}")
+        digest = digest_of(data)
+        if expected_digest and expected_digest != digest:
+            raise InvalidRequestError(f"upload digest {digest} differs from the announced {expected_digest}")
+        self.graphs.put(data)
+        return graph_pb2.GraphHandle(digest=digest, size_bytes=len(data))
+
+    def has_graph(self, digest: str) -> bool:
+        return check_digest(digest) in self.graphs
+
+    # ---------------------------------------------------------------- counting
+
+    def analyze(
+        self, ref: graph_pb2.GraphRef, shapes: ShapeRequest, *, include_nodes: bool
+    ) -> service_pb2.AnalyzeResponse:
+        digest, data = self.resolve(ref)
+        key = (digest, shape_key(shapes), include_nodes)
+        cached = self._answers.get(key)
+        if cached is not None:
+            return service_pb2.AnalyzeResponse.FromString(cached)
+        graph = load_graph_bytes(data, shapes, max_bytes=self.config.max_model_bytes)
+        response = analyze_response(digest, analyze(graph), include_nodes=include_nodes)
+        self._answers.put(key, response.SerializeToString())
+        return response
+
+    # ---------------------------------------------------------------- devices, predictions, measurements
+
+    def list_devices(self) -> list[devices_pb2.Device]:
+        return [_local_device()]
+
+    def get_device(self, device_id: str) -> devices_pb2.Device:
+        for d in self.list_devices():
+            if d.id == device_id:
+                return d
+        raise UnknownDeviceError(f"no device {device_id!r}; list them with ListDevices / `nascost devices`")
+
+    def register_device(self, device: devices_pb2.Device) -> devices_pb2.Device:
+        raise NotAvailableError("registering devices is not available on this server yet")
+
+    def estimate(
+        self, request: service_pb2.EstimateRequest, *, cancelled: Callable[[], bool]
+    ) -> service_pb2.EstimateResponse:
+        counted = self.analyze(request.graph, shape_request(request.shapes), include_nodes=request.include_nodes)
+        ids = list(request.device_ids) or [d.id for d in self.list_devices()]
+        devices = [service_pb2.DeviceEstimate(device_id=self.get_device(i).id) for i in ids]
+        return service_pb2.EstimateResponse(counted=counted, devices=devices, request_id=request.request_id)
+
+    def predict(self, request: prediction_pb2.PredictRequest) -> prediction_pb2.PredictResponse:
+        raise NotAvailableError("latency prediction is not available on this server yet")
+
+    def measure(
+        self, request: measurement_pb2.MeasureRequest, *, cancelled: Callable[[], bool]
+    ) -> Iterator[measurement_pb2.MeasureEvent]:
+        raise NotAvailableError("measurement is not available on this server yet")
+
+    def calibrate(
+        self, request: prediction_pb2.CalibrateRequest, *, cancelled: Callable[[], bool]
+    ) -> Iterator[prediction_pb2.CalibrateEvent]:
+        raise NotAvailableError("calibration is not available on this server yet")
+
+    def get_calibration(self, device_id: str) -> prediction_pb2.CalibrationReport:
+        raise NotAvailableError("calibration is not available on this server yet")
+
+
+def _local_device() -> devices_pb2.Device:
+    import os
+    import platform
+
+    return devices_pb2.Device(
+        id="local",
+        name=f"this machine ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)",
+        kind=devices_pb2.DEVICE_KIND_LOCAL,
+        measurable=False,
+    )
