@@ -18,7 +18,12 @@ register_free(
     "Cast", "CastLike", "Compress", "ReverseSequence", "Trilu", "OneHot", "Col2Im",
     "SplitToSequence", "ConcatFromSequence", "SequenceAt", "SequenceConstruct",
     "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength", "Optional",
-    "OptionalGetElement", "OptionalHasElement",
+    "OptionalGetElement", "OptionalHasElement", "CenterCropPad", "TensorScatter",
+)
+register_free("reinterprets the bits of a tensor: no arithmetic", "BitCast")
+register_free(
+    "string processing: no floating-point operations",
+    "StringConcat", "StringNormalizer", "StringSplit", "RegexFullMatch",
 )
 register_free(
     "creates a constant or index tensor: no arithmetic on data",

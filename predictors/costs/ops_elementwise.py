@@ -25,6 +25,7 @@ Gelu (tanh)         9    x^3 (2), mul, add, mul, tanh, add, mul, mul
 ThresholdedRelu     1    compare
 Shrink              2    compare + add
 Swish / SiLU        4    sigmoid + mul
+SwiGLU              5    Swish(A) (4) + mul by B
 =================  ====  =====================================================
 
 Variadic Sum/Max/Min add ``(inputs - 1)`` per element, Mean one more (the divide).
@@ -46,7 +47,7 @@ _PER_ELEMENT: dict[str, int] = {
     "Sinh": 1, "Cosh": 1, "Asinh": 1, "Acosh": 1, "Atanh": 1,
     "Tanh": 1, "Sigmoid": 3, "LeakyRelu": 2, "PRelu": 2, "Clip": 2,
     "HardSigmoid": 4, "HardSwish": 5, "Elu": 4, "Celu": 4, "Selu": 5, "Softplus": 3,
-    "Softsign": 3, "Mish": 5, "ThresholdedRelu": 1, "Shrink": 2, "Swish": 4,
+    "Softsign": 3, "Mish": 5, "ThresholdedRelu": 1, "Shrink": 2, "Swish": 4, "SwiGLU": 5,
 }
 
 

@@ -2,6 +2,12 @@
 
 * BatchNormalization (inference): ``(x - mean) * inv_std * scale + bias`` = 4 per
   element, plus ``sqrt(var + eps)`` and its reciprocal per channel (3 per channel).
+  ``training_mode=1`` also computes the batch statistics (mean sum, subtract, square,
+  variance sum: 4 per element) and updates the running ones (6 per channel).
+* MeanVarianceNormalization: as LayerNormalization without scale and bias, 5 per
+  element and 4 per normalized group (the groups are the kept axes).
+* LRN: the sum of squares over ``size`` channels (``2 * size`` per element), then
+  ``x / (bias + alpha/size * sum)^beta`` (4 per element).
 * Layer/Instance/Group normalization: mean (1), subtract (1), square (1), variance sum
   (1), normalize (1) per element; scale and bias 1 each per element when present; per
   normalized group: two divides, eps add, sqrt (4).
@@ -21,6 +27,8 @@ from nascost.predictors.graph import Node
 def batch_norm(node: Node) -> OpCost:
     x = need(node, 0)
     channels = x.dims[1] if x.rank > 1 else 1
+    if node.attrs.get_int("training_mode", 0):
+        return OpCost(flops=8 * x.numel + 9 * channels)
     return OpCost(flops=4 * x.numel + 3 * channels)
 
 
@@ -82,3 +90,18 @@ def log_softmax(node: Node) -> OpCost:
 @register_cost("Hardmax")
 def hardmax(node: Node) -> OpCost:
     return OpCost(flops=need(node, 0).numel)
+
+
+@register_cost("MeanVarianceNormalization")
+def mean_variance_norm(node: Node) -> OpCost:
+    x = need(node, 0)
+    axes = node.attrs.get_ints("axes", (0, 2, 3))
+    reduced = prod([x.dims[_axis(a, x.rank)] for a in axes])
+    return OpCost(flops=5 * x.numel + 4 * (x.numel // max(reduced, 1)))
+
+
+@register_cost("LRN")
+def lrn(node: Node) -> OpCost:
+    x = need(node, 0)
+    size = node.attrs.get_int("size", 1)
+    return OpCost(flops=(2 * size + 4) * x.numel)
