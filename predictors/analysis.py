@@ -153,9 +153,8 @@ def _known_nbytes(t: TensorInfo | None) -> int:
     return t.nbytes
 
 
-def _node_cost(node: Node) -> tuple[OpCost | None, str, bool]:
+def _node_cost(node: Node, fn: registry.CostFn | None) -> tuple[OpCost | None, str, bool]:
     """(cost, note, unresolved). cost None means no handler."""
-    fn = registry.lookup(node.domain, node.op_type)
     if fn is None:
         return None, "no cost handler: not counted (memory traffic only)", False
     try:
@@ -179,9 +178,17 @@ def analyze(graph: Graph) -> Analysis:
     cp_of: dict[str, int] = {}  # critical-path flops ending at a tensor's producer
     width: Counter[int] = Counter()
     by_dtype: dict[str, list[int]] = {}
+    handlers: dict[tuple[str, str], registry.CostFn | None] = {}
+    weights = graph.weights
 
     for node in graph.nodes:
-        cost, note, unresolved = _node_cost(node)
+        key = (node.domain, node.op_type)
+        if key in handlers:
+            fn = handlers[key]
+        else:
+            fn = handlers[key] = registry.lookup(*key)
+        cost, note, unresolved = _node_cost(node, fn)
+        no_handler = cost is None
         if cost is None:
             unsupported[(node.domain, node.op_type)] += 1
             cost = OpCost()
@@ -194,11 +201,19 @@ def analyze(graph: Graph) -> Analysis:
 
         # params: each unique float weight once, at its first consumer
         node_params = 0
-        key = (node.domain, node.op_type)
+        act_read = wt_read = 0
         for i, t in enumerate(node.inputs):
-            if t is None or not t.is_constant or t.name in seen_weights:
+            if t is None:
                 continue
-            w = graph.weights.get(t.name)
+            if not t.is_constant:
+                if t.shape is not None and None not in t.shape:
+                    act_read += t.nbytes
+                continue
+            if t.shape is not None and None not in t.shape:
+                wt_read += t.nbytes
+            if t.name in seen_weights:
+                continue
+            w = weights.get(t.name)
             if w is None:
                 continue
             seen_weights.add(t.name)
@@ -225,22 +240,22 @@ def analyze(graph: Graph) -> Analysis:
         trainable += node_params
 
         # memory traffic
-        act_read = sum(_known_nbytes(t) for t in node.inputs if t is not None and not t.is_constant)
-        wt_read = sum(_known_nbytes(t) for t in node.inputs if t is not None and t.is_constant)
         if cost.read_bytes is not None:
             act_read = cost.read_bytes
         if cost.weight_read_bytes is not None:
             wt_read = cost.weight_read_bytes
-        write = sum(_known_nbytes(t) for t in node.outputs)
+        write = 0
         for t in node.outputs:
-            if not t.known:
+            if t.shape is not None and None not in t.shape:
+                write += t.nbytes
+            else:
                 unresolved_syms.update(t.symbolic)
 
         flops = FLOPS_PER_MAC * cost.macs + cost.flops
         eff_macs = cost.macs
         if cost.sparse_input is not None:
             sw = node.input(cost.sparse_input)
-            winfo = graph.weights.get(sw.name) if sw is not None else None
+            winfo = weights.get(sw.name) if sw is not None else None
             if winfo is not None and winfo.nonzero is not None and winfo.numel:
                 eff_macs = cost.macs * winfo.nonzero // winfo.numel
 
@@ -281,7 +296,7 @@ def analyze(graph: Graph) -> Analysis:
                 params=node_params,
                 depth=d,
                 output_shape=tuple(x or 0 for x in out0.shape) if out0 is not None and out0.shape else (),
-                unsupported=key in unsupported and registry.lookup(*key) is None,
+                unsupported=no_handler,
                 unresolved=unresolved,
                 note=note,
                 flops_min=cost.flops_min if cost.flops_min is not None else flops,

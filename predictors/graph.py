@@ -14,8 +14,11 @@ node, by the shape functions registered in :mod:`nascost.predictors.costs.shapes
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import heapq
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,10 +52,10 @@ _FLOAT_TYPES = frozenset(
         onnx.TensorProto.FLOAT8E5M2FNUZ,
     }
 )
-_SUBBYTE_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
+_SUBBYTE_BITS: dict[int, int] = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
 for _name in ("FLOAT4E2M1", "INT2", "UINT2"):
     if hasattr(onnx.TensorProto, _name):
-        _SUBBYTE_BITS[getattr(onnx.TensorProto, _name)] = 2 if "2" == _name[-1] else 4
+        _SUBBYTE_BITS[getattr(onnx.TensorProto, _name)] = 2 if _name[-1] == "2" else 4
 
 
 def dtype_name(elem_type: int) -> str:
@@ -66,6 +69,7 @@ def dtype_name(elem_type: int) -> str:
     return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
+@functools.lru_cache(maxsize=64)
 def element_bits(elem_type: int) -> int:
     """Storage bits of one element (4 for int4, 32 for float32, 0 for unknown/string)."""
     if elem_type in _SUBBYTE_BITS:
@@ -110,7 +114,8 @@ class TensorInfo:
     @property
     def known(self) -> bool:
         """Whether every dimension is a concrete integer."""
-        return self.shape is not None and all(d is not None for d in self.shape)
+        s = self.shape
+        return s is not None and None not in s
 
     @property
     def rank(self) -> int:
@@ -121,17 +126,18 @@ class TensorInfo:
     @property
     def dims(self) -> tuple[int, ...]:
         """The concrete shape; raises :class:`UnresolvedShapeError` when not known."""
-        if self.shape is None or any(d is None for d in self.shape):
+        s = self.shape
+        if s is None or None in s:
             raise UnresolvedShapeError(self.name, self.symbolic)
-        return self.shape  # type: ignore[return-value]
+        return s  # type: ignore[return-value]
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.dims, dtype=np.int64)) if self.dims else 1
+        return math.prod(self.dims)
 
     @property
     def nbytes(self) -> int:
-        return (self.numel * element_bits(self.elem_type) + 7) // 8
+        return (math.prod(self.dims) * element_bits(self.elem_type) + 7) // 8
 
 
 class UnresolvedShapeError(Exception):
@@ -345,15 +351,18 @@ def _type_shape(vi: onnx.ValueInfoProto | onnx.TypeProto) -> tuple[int, tuple[in
         return onnx.TensorProto.UNDEFINED, None, ()
     if not tt.HasField("shape"):
         return tt.elem_type, None, ()
-    dims: list[int | None] = []
+    dims = [d.dim_value for d in tt.shape.dim]  # 0 when unset (a dim_param or unknown)
+    if 0 not in dims and all(v > 0 for v in dims):
+        return tt.elem_type, tuple(dims), ()
+    out: list[int | None] = []
     syms: list[str] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
+    for d, v in zip(tt.shape.dim, dims, strict=True):
+        if v > 0:
+            out.append(v)
         else:
-            dims.append(None)
+            out.append(None)
             syms.append(d.dim_param or "?")
-    return tt.elem_type, tuple(dims), tuple(syms)
+    return tt.elem_type, tuple(out), tuple(syms)
 
 
 def _set_input_shape(vi: onnx.ValueInfoProto, dims: Sequence[int]) -> None:
@@ -402,6 +411,18 @@ def _bind_inputs(
     return out
 
 
+def _add_value_info(coll: Any, name: str, elem_type: int, dims: Sequence[int]) -> None:
+    """Append a typed value info to ``coll`` (cheaper than ``helper.make_tensor_value_info``)."""
+    vi = coll.add()
+    vi.name = name
+    tt = vi.type.tensor_type
+    tt.elem_type = elem_type
+    shape = tt.shape
+    shape.SetInParent()
+    for d in dims:
+        shape.dim.add().dim_value = d
+
+
 def _skeleton(model: onnx.ModelProto, shapes: ShapeRequest) -> onnx.ModelProto:
     """The model without large weight payloads: typed inputs stand in for them."""
     g = model.graph
@@ -414,15 +435,30 @@ def _skeleton(model: onnx.ModelProto, shapes: ShapeRequest) -> onnx.ModelProto:
     sg.name = g.name
     sg.input.extend(_bind_inputs(g, init_names, shapes).input)
     for t in g.initializer:
-        numel = int(np.prod(t.dims, dtype=np.int64)) if len(t.dims) else 1
-        if numel <= _SKELETON_KEEP_ELEMENTS and t.data_type not in _FLOAT_TYPES or numel <= 64:
+        numel = math.prod(t.dims)
+        if ((numel <= _SKELETON_KEEP_ELEMENTS and t.data_type not in _FLOAT_TYPES) or numel <= 64) and _has_payload(t):
             sg.initializer.append(t)
         else:
-            vi = helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-            sg.input.append(vi)
+            _add_value_info(sg.input, t.name, t.data_type, t.dims)
     sg.node.extend(g.node)
     sg.output.extend(g.output)
     return skel
+
+
+def _collect_value_infos(g: onnx.GraphProto, out: dict[str, onnx.ValueInfoProto]) -> None:
+    """Every typed tensor of ``g`` and of its subgraphs (inference types subgraph tensors in
+    the subgraph's own ``value_info``, not the top graph's)."""
+    for coll in (g.input, g.value_info, g.output):
+        for vi in coll:
+            if vi.type.WhichOneof("value") is not None:
+                out[vi.name] = vi
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _collect_value_infos(a.g, out)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sg in a.graphs:
+                    _collect_value_infos(sg, out)
 
 
 def _infer(skel: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
@@ -438,9 +474,7 @@ def _infer(skel: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
         except Exception as e2:
             raise InvalidModelError(f"shape inference failed: {_first_line(e2)}") from e2
     out: dict[str, onnx.ValueInfoProto] = {}
-    for coll in (inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
-        for vi in coll:
-            out[vi.name] = vi
+    _collect_value_infos(inferred.graph, out)
     return out
 
 
@@ -449,15 +483,133 @@ def _first_line(e: BaseException) -> str:
     return text[0][:500] if text else type(e).__name__
 
 
-def _decode_small(t: onnx.TensorProto) -> np.ndarray | None:
-    numel = int(np.prod(t.dims, dtype=np.int64)) if len(t.dims) else 1
-    if numel > _CONST_VALUE_MAX_ELEMENTS or t.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+# --------------------------------------------------------------------------- payloads
+
+# Raw payloads longer than this are cut out of the message before protobuf parses it (see
+# :func:`_split_payloads`); shorter ones (shape constants, scales) stay in place.
+_SPLIT_MIN_BYTES = 8 * _CONST_VALUE_MAX_ELEMENTS
+_CHUNK_BYTES = 1 << 22
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _scan(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """Protobuf wire fields of ``buf[start:end]``: (field, wire type, field start, value
+    start, value end); for a varint the value span is its bytes."""
+    pos = start
+    while pos < end:
+        fstart = pos
+        key, pos = _varint(buf, pos)
+        field_no, wt = key >> 3, key & 7
+        if wt == 0:
+            _, vend = _varint(buf, pos)
+            yield field_no, wt, fstart, pos, vend
+            pos = vend
+        elif wt == 2:
+            n, vstart = _varint(buf, pos)
+            pos = vstart + n
+            if pos > end:
+                raise ValueError("length-delimited field runs past its message")
+            yield field_no, wt, fstart, vstart, pos
+        elif wt == 1:
+            pos += 8
+            yield field_no, wt, fstart, pos - 8, pos
+        elif wt == 5:
+            pos += 4
+            yield field_no, wt, fstart, pos - 4, pos
+        else:
+            raise ValueError(f"unsupported wire type {wt}")
+    if pos != end:
+        raise ValueError("message ends inside a field")
+
+
+# ModelProto.graph, GraphProto.initializer, TensorProto.raw_data
+_MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9
+
+
+def _split_payloads(data: bytes) -> tuple[bytes, list[memoryview | None]] | None:
+    """Cut large ``raw_data`` payloads of the top graph's initializers out of ``data``.
+
+    Returns the model bytes without them (so protobuf parses kilobytes, not the weights)
+    and, per initializer in order, a zero-copy view of its payload in ``data`` (``None``
+    where the payload stayed in the message). Returns ``None`` when the message does not
+    have the plain layout this expects; the caller then parses ``data`` whole.
+    """
+    try:
+        graph_fields = [f for f in _scan(data, 0, len(data)) if f[0] == _MODEL_GRAPH]
+        if len(graph_fields) != 1 or graph_fields[0][1] != 2:
+            return None
+        _, _, g_field_start, g_start, g_end = graph_fields[0]
+        view = memoryview(data)
+        graph_pieces: list[bytes | memoryview] = []
+        payloads: list[memoryview | None] = []
+        cut = False
+        for field_no, wt, fstart, vstart, vend in _scan(data, g_start, g_end):
+            if field_no != _GRAPH_INITIALIZER or wt != 2:
+                graph_pieces.append(view[fstart:vend])
+                continue
+            raw = [f for f in _scan(data, vstart, vend) if f[0] == _TENSOR_RAW_DATA and f[1] == 2]
+            if not raw or raw[-1][4] - raw[-1][3] < _SPLIT_MIN_BYTES:
+                payloads.append(None)
+                graph_pieces.append(view[fstart:vend])
+                continue
+            cut = True
+            payloads.append(view[raw[-1][3]:raw[-1][4]])
+            tensor_pieces: list[memoryview] = []
+            pos = vstart
+            for _, _, rstart, _, rend in raw:
+                tensor_pieces.append(view[pos:rstart])
+                pos = rend
+            tensor_pieces.append(view[pos:vend])
+            tensor = b"".join(tensor_pieces)
+            graph_pieces.append(view[fstart:vstart - len(_encode_varint(vend - vstart))])
+            graph_pieces.append(_encode_varint(len(tensor)))
+            graph_pieces.append(tensor)
+        if not cut:
+            return None
+        graph = b"".join(graph_pieces)
+        model = b"".join(
+            (view[:g_field_start], _encode_varint((_MODEL_GRAPH << 3) | 2), _encode_varint(len(graph)), graph, view[g_end:])
+        )
+        return model, payloads
+    except (ValueError, IndexError) as e:
+        logger.debug("payload split failed, parsing whole: %s", e)
         return None
-    if t.data_type in _SUBBYTE_BITS:
+
+
+def _decode_small(t: onnx.TensorProto) -> np.ndarray | None:
+    if t.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED) or t.data_type in _SUBBYTE_BITS:
+        return None
+    numel = math.prod(t.dims)
+    if numel > _CONST_VALUE_MAX_ELEMENTS or not _has_payload(t):
         return None
     try:
         arr = numpy_helper.to_array(t)
-    except Exception:  # payload absent or malformed: a handler then sees no value
+    except Exception:  # payload malformed: a handler then sees no value
         return None
     if arr.size != numel:
         return None
@@ -465,67 +617,128 @@ def _decode_small(t: onnx.TensorProto) -> np.ndarray | None:
 
 
 def _has_payload(t: onnx.TensorProto) -> bool:
+    """Whether the tensor carries data (without copying ``raw_data`` out of the message)."""
     return bool(
-        t.raw_data
-        or t.float_data
-        or t.int32_data
-        or t.int64_data
-        or t.double_data
-        or t.uint64_data
-        or t.string_data
+        t.HasField("raw_data")
+        or len(t.float_data)
+        or len(t.int32_data)
+        or len(t.int64_data)
+        or len(t.double_data)
+        or len(t.uint64_data)
+        or len(t.string_data)
     )
 
 
-def _nonzero(t: onnx.TensorProto) -> int | None:
+_FP8_NEG_ZERO_IS_ZERO = frozenset(
+    getattr(onnx.TensorProto, n) for n in ("FLOAT8E4M3FN", "FLOAT8E5M2") if hasattr(onnx.TensorProto, n)
+)
+
+
+_UINT_OF_BITS: dict[int, np.dtype[Any]] = {
+    8: np.dtype(np.uint8), 16: np.dtype(np.uint16), 32: np.dtype(np.uint32), 64: np.dtype(np.uint64)
+}
+
+
+def _nonzero_raw(raw: bytes | memoryview, elem_type: int, numel: int) -> int | None:
+    """Non-zero elements of a raw little-endian payload, counted in place (no copy of it).
+
+    A float is zero when it compares equal to 0 (+0 and -0: pruning by ``w * mask`` leaves
+    -0); NaN counts as non-zero. Floats are counted on their bits with the sign shifted
+    out, a chunk at a time (an integer count is ~6x faster than numpy's float compare).
+    """
+    if elem_type in _SUBBYTE_BITS or elem_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return None
+    bits = element_bits(elem_type)
+    udt = _UINT_OF_BITS.get(bits)
+    if udt is None or len(raw) != numel * bits // 8:
+        return None
+    arr = np.frombuffer(raw, dtype=udt)
+    if elem_type not in _FLOAT_TYPES or (bits == 8 and elem_type not in _FP8_NEG_ZERO_IS_ZERO):
+        return int(np.count_nonzero(arr))  # integers; fp8 "fnuz" types have no -0 (0x80 is NaN)
+    step = _CHUNK_BYTES // udt.itemsize
+    buf = np.empty(min(step, arr.size), dtype=udt)
+    total = 0
+    for i in range(0, arr.size, step):
+        part = arr[i:i + step]
+        out = buf[:part.size]
+        np.left_shift(part, 1, out=out)
+        total += int(np.count_nonzero(out))
+    return total
+
+
+def _nonzero(t: onnx.TensorProto, raw: bytes | memoryview | None, numel: int) -> int | None:
+    if raw is not None:
+        return _nonzero_raw(raw, t.data_type, numel)
     if not _has_payload(t) or t.data_type in _SUBBYTE_BITS:
         return None
     try:
-        if t.raw_data:
-            np_dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-            if t.data_type == onnx.TensorProto.BFLOAT16 or t.data_type == onnx.TensorProto.FLOAT16:
-                np_dtype = np.dtype(np.uint16)  # a float is zero iff its bits are +0/-0
-                arr = np.frombuffer(t.raw_data, dtype=np_dtype) & np.uint16(0x7FFF)
-                return int(np.count_nonzero(arr))
-            if np_dtype.kind == "f" and np_dtype.itemsize == 4:
-                bits = np.frombuffer(t.raw_data, dtype=np.uint32) & np.uint32(0x7FFFFFFF)
-                return int(np.count_nonzero(bits))
-            return int(np.count_nonzero(np.frombuffer(t.raw_data, dtype=np_dtype)))
         return int(np.count_nonzero(numpy_helper.to_array(t)))
-    except Exception:
+    except Exception:  # malformed typed-field payload: not counted
         return None
 
 
-def _weight_infos(g: onnx.GraphProto) -> tuple[dict[str, WeightInfo], bool]:
-    """Unique initializers and float Constant tensors; identical payloads linked as tied."""
+def _same_bytes(a: bytes | memoryview, b: bytes | memoryview) -> bool:
+    if len(a) != len(b):
+        return False
+    ua = np.frombuffer(a, dtype=np.uint8)
+    ub = np.frombuffer(b, dtype=np.uint8)
+    for i in range(0, ua.size, _CHUNK_BYTES):
+        if not np.array_equal(ua[i:i + _CHUNK_BYTES], ub[i:i + _CHUNK_BYTES]):
+            return False
+    return True
+
+
+def _fingerprint(raw: bytes | memoryview) -> bytes:
+    n = len(raw)
+    step = max(n // 64, 1)
+    return bytes(raw[:64]) + bytes(raw[-64:]) + bytes(np.frombuffer(raw, dtype=np.uint8)[::step][:64])
+
+
+def _weight_infos(
+    g: onnx.GraphProto, payloads: Sequence[memoryview | None] | None = None
+) -> tuple[dict[str, WeightInfo], bool]:
+    """Unique initializers and float Constant tensors; identical payloads linked as tied.
+
+    ``payloads`` holds, per initializer, the raw payload cut out of the message by
+    :func:`_split_payloads` (``None`` where the payload is still in the tensor).
+    """
     weights: dict[str, WeightInfo] = {}
     has_data = False
-    by_layout: dict[tuple[int, tuple[int, ...]], list[onnx.TensorProto]] = {}
-    tensors: list[tuple[onnx.TensorProto, bool, str]] = [(t, False, t.name) for t in g.initializer]
+    by_layout: dict[tuple[int, tuple[int, ...], bytes], list[tuple[str, bytes | memoryview]]] = {}
+    tensors: list[tuple[onnx.TensorProto, bool, str, memoryview | None]] = [
+        (t, False, t.name, payloads[i] if payloads is not None and i < len(payloads) else None)
+        for i, t in enumerate(g.initializer)
+    ]
     for node in g.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
             for a in node.attribute:
                 if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
-                    tensors.append((a.t, True, node.output[0]))
-    for t, from_const, name in tensors:
-        dims = tuple(int(d) for d in t.dims)
-        numel = int(np.prod(dims, dtype=np.int64)) if dims else 1
-        payload = _has_payload(t)
+                    tensors.append((a.t, True, node.output[0], None))
+    for t, from_const, name, cut in tensors:
+        dims = tuple(t.dims)
+        numel = math.prod(dims)
+        elem_type = t.data_type
+        is_float = elem_type in _FLOAT_TYPES
+        raw: bytes | memoryview | None = cut
+        if raw is None and is_float and t.HasField("raw_data"):
+            raw = t.raw_data  # one copy, for a payload left in the message
+        payload = cut is not None or _has_payload(t)
         has_data = has_data or (payload and numel > 64)
         duplicate_of = None
-        if payload and numel >= 256 and t.data_type in _FLOAT_TYPES:
-            group = by_layout.setdefault((t.data_type, dims), [])
-            for other in group:
-                if other.raw_data and t.raw_data and other.raw_data == t.raw_data:
-                    duplicate_of = other.name or None
+        if raw is not None and numel >= 256 and is_float:
+            group = by_layout.setdefault((elem_type, dims, _fingerprint(raw)), [])
+            for other_name, other_raw in group:
+                if _same_bytes(other_raw, raw):
+                    duplicate_of = other_name or None
                     break
-            group.append(t)
+            group.append((name, raw))
         weights[name] = WeightInfo(
             name=name,
-            elem_type=t.data_type,
+            elem_type=elem_type,
             shape=dims,
             numel=numel,
-            nbytes=(numel * element_bits(t.data_type) + 7) // 8,
-            nonzero=_nonzero(t) if t.data_type in _FLOAT_TYPES else None,
+            nbytes=(numel * element_bits(elem_type) + 7) // 8,
+            nonzero=_nonzero(t, raw, numel) if is_float else None,
             duplicate_of=duplicate_of,
             from_constant_node=from_const,
         )
@@ -533,7 +746,12 @@ def _weight_infos(g: onnx.GraphProto) -> tuple[dict[str, WeightInfo], bool]:
 
 
 def _topological(nodes: Sequence[onnx.NodeProto], available: set[str], outer: frozenset[str]) -> list[int]:
-    """Indices of ``nodes`` in a valid execution order; raises on cycles and undefined inputs."""
+    """Indices of ``nodes`` in a valid execution order; raises on cycles and undefined inputs.
+
+    The graph's own order is kept when it is valid (it is what exporters and runtimes
+    schedule, and what peak-memory figures should follow); otherwise nodes are ordered by
+    Kahn's algorithm, taking the earliest ready node of the original order first.
+    """
     producers: dict[str, int] = {}
     for i, n in enumerate(nodes):
         for o in n.output:
@@ -542,10 +760,10 @@ def _topological(nodes: Sequence[onnx.NodeProto], available: set[str], outer: fr
             if o in producers or o in available:
                 raise InvalidModelError(f"tensor {o!r} is produced twice (node {n.name or n.op_type!r}); an ONNX graph is SSA")
             producers[o] = i
-    indeg = [0] * len(nodes)
-    consumers: dict[int, list[int]] = {}
+    deps_of: list[set[int]] = []
+    in_order = True
     for i, n in enumerate(nodes):
-        deps = set()
+        deps: set[int] = set()
         for name in _node_inputs_with_implicit(n):
             if not name or name in available or name in outer:
                 continue
@@ -556,19 +774,26 @@ def _topological(nodes: Sequence[onnx.NodeProto], available: set[str], outer: fr
                     "(truncated model?)"
                 )
             deps.add(p)
-        indeg[i] = len(deps)
+            if p >= i:
+                in_order = False
+        deps_of.append(deps)
+    if in_order:
+        return list(range(len(nodes)))
+    indeg = [len(d) for d in deps_of]
+    consumers: dict[int, list[int]] = {}
+    for i, deps in enumerate(deps_of):
         for p in deps:
             consumers.setdefault(p, []).append(i)
     ready = [i for i in range(len(nodes)) if indeg[i] == 0]
-    ready.reverse()
+    heapq.heapify(ready)
     order: list[int] = []
     while ready:
-        i = ready.pop()
+        i = heapq.heappop(ready)
         order.append(i)
-        for c in reversed(consumers.get(i, [])):
+        for c in consumers.get(i, ()):
             indeg[c] -= 1
             if indeg[c] == 0:
-                ready.append(c)
+                heapq.heappush(ready, c)
     if len(order) != len(nodes):
         stuck = [nodes[i].name or nodes[i].op_type for i in range(len(nodes)) if indeg[i] > 0]
         raise InvalidModelError(f"graph has a cycle through {len(stuck)} node(s), e.g. {', '.join(stuck[:5])}")
@@ -579,9 +804,11 @@ def _node_inputs_with_implicit(n: onnx.NodeProto) -> list[str]:
     """Explicit inputs plus names a subgraph reads from the enclosing scope."""
     names = list(n.input)
     for a in n.attribute:
-        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else []
-        for sg in subs:
-            names.extend(_free_names(sg))
+        if a.type == onnx.AttributeProto.GRAPH:
+            names.extend(_free_names(a.g))
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            for sg in a.graphs:
+                names.extend(_free_names(sg))
     return names
 
 
@@ -607,12 +834,22 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return out
 
 
+_UNDEFINED = onnx.TensorProto.UNDEFINED
+
+
 class _Builder:
     """Builds :class:`Graph` views from a graph proto and a table of inferred types."""
 
-    def __init__(self, types: dict[str, onnx.ValueInfoProto], opsets: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        types: dict[str, onnx.ValueInfoProto],
+        opsets: Mapping[str, int],
+        fallback_types: Mapping[str, onnx.ValueInfoProto] | None = None,
+    ) -> None:
         self.types = types
         self.opsets = opsets
+        # The model's own value_info, for tensors inference leaves untyped (contrib ops).
+        self.fallback_types = fallback_types or {}
 
     def build(
         self,
@@ -620,8 +857,9 @@ class _Builder:
         *,
         outer: Mapping[str, TensorInfo],
         input_infos: Sequence[TensorInfo] | None = None,
+        payloads: Sequence[memoryview | None] | None = None,
     ) -> Graph:
-        weights, has_data = _weight_infos(g)
+        weights, has_data = _weight_infos(g, payloads)
         init_names = {t.name for t in g.initializer}
         small_values: dict[str, np.ndarray] = {}
         for t in g.initializer:
@@ -646,7 +884,7 @@ class _Builder:
             for vi in g.input:
                 if vi.name in init_names:
                     continue
-                info = self._info(vi.name, vi)
+                info = self._info(vi.name, self.types.get(vi.name, vi))
                 inputs.append(info)
                 infos[vi.name] = info
         else:
@@ -659,8 +897,9 @@ class _Builder:
             )
 
         available = set(infos) - set(outer)
-        order = _topological(list(g.node), available, frozenset(outer))
+        order = _topological(g.node, available, frozenset(outer))
         nodes: list[Node] = []
+        types = self.types
         for idx in order:
             n = g.node[idx]
             domain = "" if n.domain == "ai.onnx" else n.domain
@@ -670,7 +909,8 @@ class _Builder:
             subgraphs: dict[str, Graph] = {}
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
-                    subgraphs[a.name] = self.build(a.g, outer=infos)
+                    body_inputs = self._body_inputs(n, domain, a.g, ins)
+                    subgraphs[a.name] = self.build(a.g, outer=infos, input_infos=body_inputs)
                 elif a.type == onnx.AttributeProto.GRAPHS:
                     for k, sg in enumerate(a.graphs):
                         subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos)
@@ -679,15 +919,17 @@ class _Builder:
             for name in n.output:
                 if not name:
                     continue
-                vi = self.types.get(name)
-                info = self._info(name, vi) if vi is not None else TensorInfo(name, onnx.TensorProto.UNDEFINED, None)
+                vi_or_none = types.get(name) or self.fallback_types.get(name)
+                info = self._info(name, vi_or_none) if vi_or_none is not None else TensorInfo(name, _UNDEFINED, None)
+                if info.shape is None and n.op_type == "Loop" and domain == "" and "body" in subgraphs:
+                    info = _loop_output_info(info, len(outs), len(n.input) - 2, subgraphs["body"], ins)
                 if is_const:
-                    w = weights.get(name)
+                    cw = weights.get(name)
                     info = TensorInfo(
                         name,
-                        info.elem_type if w is None else w.elem_type,
-                        info.shape if w is None else w.shape,
-                        is_weight=w is not None and w.is_float,
+                        info.elem_type if cw is None else cw.elem_type,
+                        info.shape if cw is None else cw.shape,
+                        is_weight=cw is not None and cw.is_float,
                         is_constant=True,
                         value=small_values.get(name),
                     )
@@ -703,7 +945,10 @@ class _Builder:
                 subgraphs=subgraphs,
                 opset=self.opsets.get(domain, 0),
             )
-            node = _fill_missing_shapes(node, infos)
+            for o in outs:
+                if o.shape is None:
+                    node = _fill_missing_shapes(node, infos)
+                    break
             nodes.append(node)
         outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
         return Graph(
@@ -720,13 +965,42 @@ class _Builder:
         elem, shape, syms = _type_shape(vi)
         return TensorInfo(name, elem, shape, symbolic=syms)
 
+    def _body_inputs(
+        self, n: onnx.NodeProto, domain: str, body: onnx.GraphProto, ins: Sequence[TensorInfo | None]
+    ) -> list[TensorInfo] | None:
+        """A Loop body's inputs, typed from the Loop's own inputs where the body leaves them
+        unshaped (loop-carried values enter with the shape they have outside)."""
+        if n.op_type != "Loop" or domain != "":
+            return None
+        out: list[TensorInfo] = []
+        for k, vi in enumerate(body.input):
+            info = self._info(vi.name, self.types.get(vi.name, vi))
+            outer_in = ins[k] if k >= 2 and k < len(ins) else None
+            if info.shape is None and outer_in is not None and outer_in.shape is not None:
+                elem = info.elem_type if info.elem_type != _UNDEFINED else outer_in.elem_type
+                info = TensorInfo(vi.name, elem, outer_in.shape, symbolic=outer_in.symbolic)
+            out.append(info)
+        return out
+
+
+def _loop_output_info(
+    info: TensorInfo, k: int, n_carried: int, body: Graph, ins: Sequence[TensorInfo | None]
+) -> TensorInfo:
+    """Shape of Loop output ``k`` when inference left it unknown: a loop-carried value keeps
+    the shape it has in the body when that equals its initial shape."""
+    if k >= n_carried or k + 1 >= len(body.outputs) or k + 2 >= len(ins):
+        return info
+    initial, final = ins[k + 2], body.outputs[k + 1]
+    if initial is None or final.shape is None or final.shape != initial.shape:
+        return info
+    elem = info.elem_type if info.elem_type != _UNDEFINED else final.elem_type
+    return TensorInfo(info.name, elem, final.shape, symbolic=final.symbolic)
+
 
 def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
     """Give outputs ONNX inference left unknown a shape, from our shape functions or ONNX's
     per-node inference (now that upstream contrib ops have shapes)."""
     if all(o.shape is not None for o in node.outputs) or not node.outputs:
-        return node
-    if any(i is not None and i.shape is None for i in node.inputs):
         return node
     from nascost.predictors.costs import shapes as shape_fns
 
@@ -744,13 +1018,23 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
     return Node(node.name, node.op_type, node.domain, node.inputs, tuple(outs), node.attrs, node.subgraphs, node.opset)
 
 
-def load_graph(model: onnx.ModelProto, shapes: ShapeRequest | None = None) -> Graph:
-    """``ModelProto`` -> shape-resolved :class:`Graph` at the request's input shapes."""
+def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequence[memoryview | None] | None) -> Graph:
     shapes = shapes or ShapeRequest()
     shapes.validate()
     skel = _skeleton(model, shapes)
     types = _infer(skel)
-    builder = _Builder(types, _opsets(model))
+    # The model's own value_info types tensors inference cannot (contrib ops); its dims
+    # are trusted only when the request keeps the graph's declared input shapes.
+    fallback: dict[str, onnx.ValueInfoProto] = {}
+    if model.graph.value_info:
+        for vi in model.graph.value_info:
+            if vi.name in types or vi.type.WhichOneof("value") != "tensor_type":
+                continue
+            if shapes.input_shapes or shapes.dim_values:
+                vi = onnx.ValueInfoProto(name=vi.name, type=onnx.TypeProto(
+                    tensor_type=onnx.TypeProto.Tensor(elem_type=vi.type.tensor_type.elem_type)))
+            fallback[vi.name] = vi
+    builder = _Builder(types, _opsets(model), fallback)
     bound = {vi.name: vi for vi in skel.graph.input}
     top_inputs = []
     init_names = {t.name for t in model.graph.initializer}
@@ -759,7 +1043,7 @@ def load_graph(model: onnx.ModelProto, shapes: ShapeRequest | None = None) -> Gr
             continue
         elem, shape, syms = _type_shape(bound[vi.name])
         top_inputs.append(TensorInfo(vi.name, elem, shape, symbolic=syms))
-    graph = builder.build(model.graph, outer={}, input_infos=top_inputs)
+    graph = builder.build(model.graph, outer={}, input_infos=top_inputs, payloads=payloads)
     warnings = []
     unresolved = sorted({s for i in top_inputs for s in i.symbolic})
     if unresolved:
@@ -779,6 +1063,23 @@ def load_graph(model: onnx.ModelProto, shapes: ShapeRequest | None = None) -> Gr
     )
 
 
+def load_graph(model: onnx.ModelProto, shapes: ShapeRequest | None = None) -> Graph:
+    """``ModelProto`` -> shape-resolved :class:`Graph` at the request's input shapes."""
+    return _load(model, shapes, None)
+
+
 def load_graph_bytes(data: bytes, shapes: ShapeRequest | None = None, *, max_bytes: int | None = None) -> Graph:
-    """Bytes -> :class:`Graph` (parse, refuse unsafe, infer shapes)."""
-    return load_graph(parse_model(data, max_bytes=max_bytes), shapes)
+    """Bytes -> :class:`Graph` (parse, refuse unsafe, infer shapes).
+
+    Large initializer payloads are cut out of the message before protobuf parses it and
+    read in place (non-zero counts, tied-weight detection): no copy of the weights is made.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        from nascost.predictors.errors import LimitExceededError
+
+        raise LimitExceededError(f"model is {len(data)} bytes; this server accepts at most {max_bytes}")
+    split = _split_payloads(data) if len(data) > 4 * _SPLIT_MIN_BYTES else None
+    if split is None:
+        return _load(parse_model(data), shapes, None)
+    stripped, payloads = split
+    return _load(parse_model(stripped), shapes, payloads)
