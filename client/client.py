@@ -248,7 +248,7 @@ class AsyncClient:
         self._held: set[str] = set()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self

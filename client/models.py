@@ -62,7 +62,7 @@ def from_torch(
             torch.onnx.export(
                 module,
                 args,
-                buf,
+                buf,  # type: ignore[arg-type]  # torch accepts file-like objects
                 input_names=names,
                 dynamic_axes=dynamic_axes,
                 opset_version=opset,

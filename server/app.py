@@ -75,7 +75,7 @@ def create_server(
     """
     config = config or ServerConfig.from_env()
     engine = engine or Engine(config)
-    interceptors = [TokenAuthInterceptor(config.auth_token)] if config.auth_token else []
+    interceptors: list[grpc.ServerInterceptor] = [TokenAuthInterceptor(config.auth_token)] if config.auth_token else []
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),

@@ -6,6 +6,7 @@ Stable forms (scripts depend on them)::
     nascost analyze MODEL.onnx [--server HOST:PORT] [--input-shape NAME=1x3x224x224]... [--dim NAME=V]... [--json]
     nascost devices [--server HOST:PORT] [--json]
     nascost ops [--json]
+    nascost health [--server HOST:PORT]
     nascost example OUT.onnx
 
 Without ``--server``, ``analyze`` runs in-process; with it, it asks that server. Both
@@ -212,6 +213,16 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server's health service answers SERVING (container health checks)."""
+    from nascost.client import Client
+
+    with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN")) as c:
+        status = c.health(args.service, timeout=args.timeout)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
 def cmd_example(args: argparse.Namespace) -> int:
     from nascost.server.demo import tiny_resnet
 
@@ -281,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="op types covered by the cost counter")
     o.add_argument("--json", action="store_true")
     o.set_defaults(fn=cmd_ops)
+
+    h = sub.add_parser("health", help="ask a server's health service (exit 0 when SERVING)")
+    h.add_argument("--server", default="127.0.0.1:50051")
+    h.add_argument("--service", default="", help="service name ('' = the whole server)")
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(fn=cmd_health)
 
     e = sub.add_parser("example", help="write the bundled example model")
     e.add_argument("out")

@@ -118,10 +118,10 @@ class Engine:
             return self.graphs.put(data), data
         if which == "digest":
             digest = check_digest(ref.digest)
-            data = self.graphs.get(digest)
-            if data is None:
+            held = self.graphs.get(digest)
+            if held is None:
                 raise UnknownGraphError(f"no graph {digest} on this server: send its bytes or UploadGraph it first")
-            return digest, data
+            return digest, held
         raise InvalidRequestError("request names no graph: set graph.onnx_model or graph.digest")
 
     def upload(self, chunks: Iterable[graph_pb2.GraphChunk]) -> graph_pb2.GraphHandle:
