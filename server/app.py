@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from nascost.server.config import ServerConfig
 from nascost.server.engine import Engine
+from nascost.server.metrics import MetricsInterceptor
 from nascost.server.service import CostModelServicer
 from nascost.v1 import service_pb2, service_pb2_grpc
 
@@ -75,7 +76,12 @@ def create_server(
     """
     config = config or ServerConfig.from_env()
     engine = engine or Engine(config)
-    interceptors: list[grpc.ServerInterceptor] = [TokenAuthInterceptor(config.auth_token)] if config.auth_token else []
+    interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(engine.metrics)]
+    if config.auth_token:
+        interceptors.append(TokenAuthInterceptor(config.auth_token))
+    if config.metrics_port is not None:
+        metrics_port = engine.metrics.serve_http(config.metrics_port)
+        logger.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),

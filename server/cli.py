@@ -236,7 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nascost.server.app import serve
     from nascost.server.config import ServerConfig
 
-    config = ServerConfig.from_env(data_dir=args.data_dir, workers=args.workers)
+    config = ServerConfig.from_env(data_dir=args.data_dir, workers=args.workers, metrics_port=args.metrics_port)
     config.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(port: int) -> None:
@@ -271,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=50051)
     s.add_argument("--data-dir", default=None, help="embedded store and artifacts (default: $NASCOST_DATA_DIR or ~/.local/share/nascost)")
     s.add_argument("--workers", type=int, default=None, help="gRPC worker threads")
+    s.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this HTTP port")
     s.add_argument("--demo", action="store_true", help="after start, analyze a bundled example through the server and print it")
     s.set_defaults(fn=cmd_serve)
 

@@ -30,6 +30,7 @@ class ServerConfig:
         workers: gRPC worker threads.
         auth_token: when set, every call needs ``authorization: Bearer <token>``.
         tls_cert_file / tls_key_file: PEM files; both set turns TLS on.
+        metrics_port: serve Prometheus metrics over HTTP on this port (None = off).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -41,6 +42,7 @@ class ServerConfig:
     auth_token: str | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:

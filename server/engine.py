@@ -23,6 +23,7 @@ from nascost.predictors.errors import (
 from nascost.predictors.graph import ShapeRequest, digest_of, load_graph_bytes
 from nascost.server.config import ServerConfig
 from nascost.server.encode import analyze_response, shape_key, shape_request
+from nascost.server.metrics import Metrics
 from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, service_pb2
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Engine:
         self.config = config
         self.graphs = GraphCache(config.graph_cache_bytes)
         self._answers = _LRU(config.analysis_cache_entries)
+        self.metrics = Metrics()
 
     # ---------------------------------------------------------------- graphs
 

@@ -263,3 +263,26 @@ def test_deadline_is_honoured(server_target: str) -> None:
     big = tiny_resnet(channels=32, blocks=8).SerializeToString()
     with Client(server_target) as c, pytest.raises(DeadlineExceeded):
         c.analyze(big + b"", timeout=1e-6, dim_values={"batch": 3})
+
+
+def test_metrics_count_calls_by_status(tmp_path: object) -> None:
+    import urllib.request
+
+    from nascost.server.engine import Engine
+
+    config = ServerConfig(data_dir=tmp_path, workers=2, metrics_port=0)  # type: ignore[arg-type]
+    engine = Engine(config)
+    server, port, _ = create_server("127.0.0.1:0", config, engine=engine)
+    try:
+        with Client(f"127.0.0.1:{port}") as c:
+            c.analyze(tiny_resnet(), dim_values={"batch": 1})
+            with pytest.raises(InvalidArgument):
+                c.analyze(b"junk")
+        ok = engine.metrics.calls.labels("Analyze", "OK")._value.get()
+        bad = engine.metrics.calls.labels("Analyze", "INVALID_ARGUMENT")._value.get()
+        assert (ok, bad) == (1, 1)
+        http_port = engine.metrics.serve_http(0)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+        assert 'nascost_rpc_calls_total{code="INVALID_ARGUMENT",method="Analyze"} 1.0' in text
+    finally:
+        server.stop(grace=None)
