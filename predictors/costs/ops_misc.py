@@ -17,7 +17,7 @@ Comparisons count one FLOP each whatever the dtype (as ArgMax); ``log2`` terms r
 * **NonMaxSuppression** (data-dependent; an upper bound, noted): per batch and class,
   sort ``N log2 N``, score threshold ``N``, and 13 FLOPs per IoU test (4 min/max, 2 sub,
   2 clamps, 1 mul, union 2, divide 1, compare 1) for ``K * N`` pairs, ``K`` =
-  ``min(max_output_boxes_per_class, N)`` when constant, else ``N``.
+  ``min(max_output_boxes_per_class, N)`` when constant (0 when absent), else ``N``.
 * **Det**: LU factorization ``floor(2 M^3 / 3)`` + ``M`` for the diagonal product per matrix.
 * **Random numbers**: one draw 1 op; RandomUniform(Like) 3 per element (draw, scale,
   shift); RandomNormal(Like) 7 (Box-Muller: log, sqrt, cos, 2 mul, then scale and shift);
@@ -146,8 +146,11 @@ def non_max_suppression(node: Node) -> OpCost:
     """Sort, threshold and ``K * N`` IoU tests per batch and class (upper bound)."""
     b, n, _ = need(node, 0).dims
     _, classes, _ = need(node, 1).dims
-    max_out = int_const(node, 2)
-    k = n if max_out is None else min(max(max_out[0], 0), n)
+    if node.input(2) is None:  # absent: 0 boxes per class are kept
+        k = 0
+    else:
+        max_out = int_const(node, 2)
+        k = n if max_out is None else min(max(max_out[0], 0), n)
     per_class = n * _log2_ceil(n) + n + IOU_FLOPS * k * n
     return OpCost(flops=b * classes * per_class, note="data-dependent: upper bound")
 
