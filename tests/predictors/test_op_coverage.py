@@ -24,10 +24,10 @@ import onnx.defs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from goldenlib import collect_cases  # noqa: E402
+from goldenlib import collect_cases
 
-from nascost.predictors.costs import registry  # noqa: E402
-from nascost.predictors.costs.coverage import coverage  # noqa: E402
+from nascost.predictors.costs import registry
+from nascost.predictors.costs.coverage import coverage
 
 
 def test_every_registered_op_has_a_golden_case() -> None:

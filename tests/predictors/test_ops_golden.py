@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from goldenlib import GoldenCase, collect_cases, node_value, run  # noqa: E402
+from goldenlib import GoldenCase, collect_cases, node_value, run
 
 CASES = collect_cases()
 
