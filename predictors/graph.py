@@ -1018,6 +1018,22 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
     return Node(node.name, node.op_type, node.domain, node.inputs, tuple(outs), node.attrs, node.subgraphs, node.opset)
 
 
+_NCHWC_DOMAIN = "com.microsoft.nchwc"
+
+
+def _set_nchwc_block(g: onnx.GraphProto) -> Any:
+    """Tell the NCHWc shape functions the channel block of this graph (onnxruntime picks 8
+    or 16 by CPU); it shows in the padded output channels of the nchwc Conv weights."""
+    if not any(n.domain == _NCHWC_DOMAIN for n in g.node):
+        return None
+    from nascost.predictors.costs import shapes as shape_fns
+
+    dims = {t.name: t.dims for t in g.initializer}
+    channels = [dims[n.input[1]][0] for n in g.node if n.domain == _NCHWC_DOMAIN and n.op_type == "Conv"
+                and len(n.input) > 1 and n.input[1] in dims and len(dims[n.input[1]])]
+    return shape_fns.set_nchwc_block(shape_fns.nchwc_block_from_weights(channels))
+
+
 def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequence[memoryview | None] | None) -> Graph:
     shapes = shapes or ShapeRequest()
     shapes.validate()
@@ -1043,7 +1059,14 @@ def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequenc
             continue
         elem, shape, syms = _type_shape(bound[vi.name])
         top_inputs.append(TensorInfo(vi.name, elem, shape, symbolic=syms))
-    graph = builder.build(model.graph, outer={}, input_infos=top_inputs, payloads=payloads)
+    token = _set_nchwc_block(model.graph)
+    try:
+        graph = builder.build(model.graph, outer={}, input_infos=top_inputs, payloads=payloads)
+    finally:
+        if token is not None:
+            from nascost.predictors.costs import shapes as shape_fns
+
+            shape_fns.reset_nchwc_block(token)
     warnings = []
     unresolved = sorted({s for i in top_inputs for s in i.symbolic})
     if unresolved:

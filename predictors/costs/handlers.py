@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nascost.predictors.costs import (  # noqa: F401
     ops_attention,
+    ops_contrib,
     ops_control,
     ops_conv_ext,
     ops_data,
