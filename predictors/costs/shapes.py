@@ -133,13 +133,17 @@ def _as_standard(node: Node, op_type: str, *, drop_attrs: Sequence[str] = (), n_
     """ONNX's inference for ``op_type`` (ai.onnx) applied to ``node``'s inputs and attributes."""
     attrs = {k: v for k, v in node.attrs._attrs.items() if k not in drop_attrs}
     inputs = node.inputs if n_inputs is None else node.inputs[:n_inputs]
-    twin = Node(
-        node.name, op_type, "", tuple(inputs), node.outputs[:1], Attributes(attrs.values()), {}, 0
+    elem = inputs[0].elem_type if inputs and inputs[0] is not None else onnx.TensorProto.FLOAT
+    # the twin's type constraints may not admit the contrib op's (quantized) types
+    as_float = tuple(
+        None if t is None else TensorInfo(t.name, onnx.TensorProto.FLOAT, t.shape, value=t.value, symbolic=t.symbolic)
+        for t in inputs
     )
+    twin = Node(node.name, op_type, "", as_float, node.outputs[:1], Attributes(attrs.values()), {}, 0)
     out = _onnx_node_inference(twin)
     if out is None or not out or out[0] is None:
         return None
-    return [out[0], *([None] * (len(node.outputs) - 1))]
+    return [(elem, out[0][1]), *([None] * (len(node.outputs) - 1))]
 
 
 def _same_as_input(node: Node, i: int = 0) -> OutputShapes:
