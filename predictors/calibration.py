@@ -1,0 +1,351 @@
+"""Calibration: sample architectures, measure them, fit the learned predictor, evaluate.
+
+``calibrate(device, budget_s=..., measure_fn=...)`` runs four phases inside the budget:
+
+1. **held-out** (``heldout_fraction`` of the budget): models of the held-out families
+   (ResNet-50-like, MobileNetV2-like, ViT-like, ConvNeXt-like), never used for fitting;
+2. **explore** (half of what is left): uniform draws from the training families;
+3. **adapt**: refits every few samples, estimates each family's error out-of-fold and
+   draws the next families in proportion to it (the budget goes where the error is);
+4. **fit + evaluate**: final fit; per predictor (roofline, learned, FLOPs-only baseline,
+   and learned variants without the kernel model) ±5/10/15 %, RMSPE, MAPE, Spearman and
+   Kendall on the held-out models, per batch size; few-shot accuracy vs k when a source
+   device's predictor is given.
+
+``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None)``
+is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop.
+``kernels`` is a sequence of :class:`~nascost.predictors.features.KernelRecord` or the raw
+onnxruntime profile events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nascost.predictors.analysis import analyze
+from nascost.predictors.devices import Device
+from nascost.predictors.errors import InvalidRequestError, NascostError
+from nascost.predictors.features import KernelRecord, kernels_from_profile
+from nascost.predictors.graph import ShapeRequest, load_graph
+from nascost.predictors.learned import (
+    FlopsBaseline,
+    LatencyPredictor,
+    TrainingExample,
+    save_predictor,
+)
+from nascost.predictors.metrics import AccuracyReport, accuracy_report
+from nascost.predictors.roofline import predict_roofline
+from nascost.predictors.sampler import (
+    BATCH_DIM,
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    ArchitectureSampler,
+    ArchSample,
+)
+
+logger = logging.getLogger(__name__)
+
+MeasureFn = Callable[[bytes, int], tuple[float, Sequence[Any], bytes | None]]
+FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationProgress:
+    phase: str
+    fraction: float
+    n_measured: int
+    message: str = ""
+
+
+@dataclass
+class CalibrationReport:
+    """Outcome of one calibration (the predictor, its held-out accuracy, few-shot curve)."""
+
+    device_id: str
+    budget_s: float
+    elapsed_s: float
+    batch_sizes: tuple[int, ...]
+    n_train: int
+    n_heldout: int
+    n_failed: int
+    accuracy: dict[str, dict[str, AccuracyReport]]  # batch ("all", "1", "8") -> predictor -> report
+    few_shot: dict[str, dict[int, AccuracyReport]] = field(default_factory=dict)  # batch -> k -> report
+    train_families: dict[str, int] = field(default_factory=dict)
+    predictor: LatencyPredictor | None = None
+    artifact_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "budget_s": self.budget_s,
+            "elapsed_s": self.elapsed_s,
+            "batch_sizes": list(self.batch_sizes),
+            "n_train": self.n_train,
+            "n_heldout": self.n_heldout,
+            "n_failed": self.n_failed,
+            "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
+            "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
+            "train_families": dict(self.train_families),
+            "artifact_path": str(self.artifact_path) if self.artifact_path else None,
+        }
+
+    def table(self) -> str:
+        """The report as a plain-text table."""
+        lines = [
+            f"device {self.device_id}: {self.n_train} training / {self.n_heldout} held-out measurements "
+            f"({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget",
+            f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
+        ]
+        for b, d in self.accuracy.items():
+            for name, r in d.items():
+                lines.append(
+                    f"{b:>5} {name:<26} {r.n:>4} {100 * r.within_5:>5.1f}% {100 * r.within_10:>5.1f}% {100 * r.within_15:>5.1f}% "
+                    f"{100 * r.rmspe:>6.1f}% {100 * r.mape:>6.1f}% {r.spearman:>8.3f} {r.kendall:>7.3f}"
+                )
+        for fb, fd in self.few_shot.items():
+            for k, r in fd.items():
+                lines.append(
+                    f"{fb:>5} {'few-shot k=' + str(k):<26} {r.n:>4} {100 * r.within_5:>5.1f}% {100 * r.within_10:>5.1f}% {100 * r.within_15:>5.1f}% "
+                    f"{100 * r.rmspe:>6.1f}% {100 * r.mape:>6.1f}% {r.spearman:>8.3f} {r.kendall:>7.3f}"
+                )
+        return "\n".join(lines)
+
+
+def _kernels(raw: Sequence[Any]) -> tuple[KernelRecord, ...]:
+    if not raw:
+        return ()
+    if all(isinstance(k, KernelRecord) for k in raw):
+        return tuple(raw)
+    if all(isinstance(k, Mapping) for k in raw):
+        return tuple(kernels_from_profile(raw))
+    raise InvalidRequestError("measure_fn returned kernels that are neither KernelRecords nor profile events")
+
+
+@dataclass
+class _Measured:
+    sample: ArchSample
+    example: TrainingExample
+
+
+class _Runner:
+    def __init__(
+        self,
+        measure_fn: MeasureFn,
+        deadline: float,
+        progress: Callable[[CalibrationProgress], None] | None,
+        budget_s: float,
+        start: float,
+    ) -> None:
+        self.measure_fn = measure_fn
+        self.deadline = deadline
+        self.progress = progress
+        self.budget_s = budget_s
+        self.start = start
+        self.n = 0
+        self.failed = 0
+
+    def measure(self, sample: ArchSample, batch: int, phase: str) -> _Measured | None:
+        try:
+            graph = load_graph(sample.model, ShapeRequest(dim_values={BATCH_DIM: batch}))
+            analysis = analyze(graph)
+            p50_ms, kernels, _optimized = self.measure_fn(sample.model_bytes(), batch)
+            if not (p50_ms > 0 and math.isfinite(p50_ms)):
+                raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
+        except NascostError as e:
+            self.failed += 1
+            logger.warning("calibration: %s sample failed at batch %d: %s", sample.family, batch, e)
+            return None
+        self.n += 1
+        if self.progress is not None:
+            frac = min(1.0, (time.monotonic() - self.start) / self.budget_s)
+            self.progress(CalibrationProgress(phase, frac, self.n, f"{sample.family} b={batch}: {p50_ms:.3f} ms"))
+        ex = TrainingExample(graph, analysis, batch, float(p50_ms), _kernels(kernels), sample.family)
+        return _Measured(sample, ex)
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def _family_errors(examples: Sequence[TrainingExample], device: Device, seed: int, folds: int = 3) -> dict[str, float]:
+    """Out-of-fold mean |log error| per family of a graph-only predictor (cheap to refit)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(examples))
+    errs: dict[str, list[float]] = {}
+    for f in range(folds):
+        test = idx[f::folds]
+        train = np.setdiff1d(idx, test)
+        if len(train) < 4 or len(test) == 0:
+            continue
+        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit([examples[i] for i in train])
+        pred = p.predict([examples[i] for i in test])
+        for i, y in zip(test, pred, strict=True):
+            e = examples[i]
+            errs.setdefault(e.family, []).append(abs(math.log(y / e.measured_ms)))
+    return {k: float(np.mean(v)) for k, v in errs.items()}
+
+
+def _evaluate(
+    predictors: Mapping[str, Callable[[Sequence[TrainingExample]], np.ndarray]],
+    heldout: Sequence[TrainingExample],
+    batch_sizes: Sequence[int],
+) -> dict[str, dict[str, AccuracyReport]]:
+    out: dict[str, dict[str, AccuracyReport]] = {}
+    groups = {"all": list(heldout)}
+    if len(batch_sizes) > 1:
+        for b in batch_sizes:
+            groups[str(b)] = [e for e in heldout if e.batch_size == b]
+    else:
+        groups = {str(batch_sizes[0]): list(heldout)}
+    for name, exs in groups.items():
+        if len(exs) < 2:
+            continue
+        y = np.asarray([e.measured_ms for e in exs])
+        out[name] = {p: accuracy_report(y, fn(exs)) for p, fn in predictors.items()}
+    return out
+
+
+def calibrate(
+    device: Device,
+    *,
+    budget_s: float,
+    measure_fn: MeasureFn,
+    batch_sizes: Sequence[int] = (1,),
+    seed: int = 0,
+    progress: Callable[[CalibrationProgress], None] | None = None,
+    heldout_fraction: float = 0.25,
+    source_predictor: LatencyPredictor | None = None,
+    data_dir: Path | str | None = None,
+    max_macs_per_example: float = 300e6,
+    train_families: Sequence[str] = TRAIN_FAMILIES,
+    variants: bool = True,
+) -> CalibrationReport:
+    """Calibrate the learned latency predictor of ``device`` within ``budget_s`` seconds.
+
+    Args:
+        device: the device measured by ``measure_fn`` (its spec gives the roofline).
+        budget_s: wall-clock budget for sampling and measuring (fitting adds a little).
+        measure_fn: ``(model_bytes, batch_size) -> (p50_ms, kernels, optimized_bytes|None)``.
+        batch_sizes: every sample is measured at each of these.
+        seed: makes the sampled architectures deterministic.
+        progress: called after every measurement.
+        heldout_fraction: share of the budget spent on held-out evaluation models.
+        source_predictor: another device's predictor; when given, the report has its
+            few-shot adaptation accuracy vs k on this device.
+        data_dir: when given, the fitted predictor is saved there as a new version.
+        variants: also fit and report learned variants without the kernel model.
+    """
+    if budget_s <= 0:
+        raise InvalidRequestError("budget_s must be > 0")
+    if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
+        raise InvalidRequestError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
+    batch_sizes = tuple(int(b) for b in batch_sizes)
+    start = time.monotonic()
+    run = _Runner(measure_fn, start + budget_s, progress, budget_s, start)
+
+    # 1. held-out families
+    heldout: list[TrainingExample] = []
+    hs = ArchitectureSampler(seed + 1_000_003, families=HELDOUT_FAMILIES, max_macs_per_example=max_macs_per_example)
+    held_deadline = start + budget_s * heldout_fraction
+    i = 0
+    while time.monotonic() < held_deadline or len(heldout) < 2 * len(batch_sizes):
+        if run.time_left() <= 0 and len(heldout) >= 2 * len(batch_sizes):
+            break
+        sample = hs.sample(HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)])
+        i += 1
+        for b in batch_sizes:
+            m = run.measure(sample, b, "heldout")
+            if m is not None:
+                heldout.append(m.example)
+        if i > 10_000:
+            break
+
+    # 2. explore, 3. adapt
+    sampler = ArchitectureSampler(seed, families=train_families, max_macs_per_example=max_macs_per_example)
+    train: list[TrainingExample] = []
+    explore_until = time.monotonic() + max(0.0, run.time_left()) * 0.5
+    weights: list[float] | None = None
+    next_refit = 0
+    while run.time_left() > 0 or len(train) < 4 * len(batch_sizes):
+        phase = "explore" if time.monotonic() < explore_until or len(train) < 20 else "adapt"
+        if phase == "adapt" and len(train) >= next_refit:
+            errs = _family_errors(train, device, seed)
+            floor = 0.02
+            weights = [errs.get(f, max(errs.values(), default=0.1)) + floor for f in sampler.families]
+            next_refit = len(train) + max(10, len(train) // 4)
+            logger.info("calibration: family errors %s", {k: round(v, 3) for k, v in errs.items()})
+        sample = sampler.sample(weights=weights if phase == "adapt" else None)
+        for b in batch_sizes:
+            m = run.measure(sample, b, phase)
+            if m is not None:
+                train.append(m.example)
+        if run.time_left() <= 0 and len(train) >= 4 * len(batch_sizes):
+            break
+        if run.n + run.failed > 100_000:
+            break
+
+    # 4. fit + evaluate
+    if len(train) < 2:
+        raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
+    if progress is not None:
+        progress(CalibrationProgress("fit", 1.0, run.n, f"fitting on {len(train)} measurements"))
+    learned = LatencyPredictor(device, random_state=seed).fit(train)
+    flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
+    preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {
+        "learned": learned.predict,
+        "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
+        "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
+    }
+    if variants:
+        g_roof = LatencyPredictor(device, use_kernels=False, physics_prior=True, random_state=seed).fit(train)
+        g_plain = LatencyPredictor(device, use_kernels=False, physics_prior=False, random_state=seed).fit(train)
+        preds["learned_graph_roofline_prior"] = g_roof.predict
+        preds["learned_graph_no_prior"] = g_plain.predict
+    accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
+
+    few: dict[str, dict[int, AccuracyReport]] = {}
+    if source_predictor is not None and heldout:
+        for group in ["all"] if len(batch_sizes) == 1 else ["all", *map(str, batch_sizes)]:
+            exs = heldout if group == "all" else [e for e in heldout if str(e.batch_size) == group]
+            if len(exs) < 2:
+                continue
+            y = np.asarray([e.measured_ms for e in exs])
+            few[group] = {0: accuracy_report(y, source_predictor.predict(exs))}
+            for k in FEW_SHOT_KS:
+                if k <= len(train):
+                    adapted = source_predictor.adapted(device, train[:k])
+                    few[group][k] = accuracy_report(y, adapted.predict(exs))
+
+    fam_counts: dict[str, int] = {}
+    for e in train:
+        fam_counts[e.family] = fam_counts.get(e.family, 0) + 1
+    report = CalibrationReport(
+        device_id=device.id,
+        budget_s=float(budget_s),
+        elapsed_s=time.monotonic() - start,
+        batch_sizes=batch_sizes,
+        n_train=len(train),
+        n_heldout=len(heldout),
+        n_failed=run.failed,
+        accuracy=accuracy,
+        few_shot=few,
+        train_families=fam_counts,
+        predictor=learned,
+    )
+    if data_dir is not None:
+        summary = {b: {p: r.to_dict() for p, r in d.items()} for b, d in accuracy.items()}
+        report.artifact_path = save_predictor(
+            learned,
+            data_dir,
+            heldout_metrics=summary,
+            extra={"batch_sizes": list(batch_sizes), "heldout_families": list(HELDOUT_FAMILIES), "seed": seed},
+        )
+    report.elapsed_s = time.monotonic() - start
+    return report

@@ -1,0 +1,443 @@
+"""Named numeric features of graphs and of runtime kernels, for the learned predictors.
+
+Two levels:
+
+* **graph** (:func:`graph_features`): totals of an :class:`Analysis` (FLOPs, MACs, memory
+  bytes, arithmetic intensity, depth, width) and per op-category counts, FLOPs and bytes,
+  plus the roofline time on the calibrated device when given.
+* **kernel** (:func:`kernel_features`): one executed kernel, as onnxruntime's per-node
+  profile reports it (op type, input and output shapes) — or, at prediction time, as
+  :func:`pseudo_kernels` derives it from the user's graph with the fusions onnxruntime's
+  CPU provider applies (activation and residual-add folded into the preceding Conv,
+  constant nodes removed). MACs are computed from shapes, so a profile record needs no
+  graph; when the optimized graph's :class:`NodeResult` of the same name is at hand its
+  FLOPs and bytes are used.
+
+Feature names are fixed lists (``GRAPH_FEATURES``, ``KERNEL_FEATURES``): a vector is always
+built from its names, never by position.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nascost.predictors.analysis import Analysis, NodeResult
+from nascost.predictors.graph import Graph
+
+logger = logging.getLogger(__name__)
+
+# op type (any domain; "Fused" prefixes stripped) -> category
+_CATEGORY: dict[str, str] = {
+    "Conv": "conv",
+    "ConvTranspose": "conv",
+    "MatMul": "matmul",
+    "Gemm": "matmul",
+    "MatMulNBits": "matmul",
+    "Attention": "matmul",
+    "Softmax": "softmax",
+    "LogSoftmax": "softmax",
+    "LayerNormalization": "norm",
+    "SkipLayerNormalization": "norm",
+    "SimplifiedLayerNormalization": "norm",
+    "BatchNormalization": "norm",
+    "InstanceNormalization": "norm",
+    "GroupNormalization": "norm",
+    "MaxPool": "pool",
+    "AveragePool": "pool",
+    "GlobalAveragePool": "global_pool",
+    "GlobalMaxPool": "global_pool",
+    "ReduceMean": "global_pool",
+    "ReduceSum": "global_pool",
+    "Relu": "activation",
+    "Clip": "activation",
+    "Sigmoid": "activation",
+    "HardSwish": "activation",
+    "HardSigmoid": "activation",
+    "Gelu": "activation",
+    "BiasGelu": "activation",
+    "FastGelu": "activation",
+    "QuickGelu": "activation",
+    "Erf": "activation",
+    "Tanh": "activation",
+    "LeakyRelu": "activation",
+    "Add": "elementwise",
+    "Sub": "elementwise",
+    "Mul": "elementwise",
+    "Div": "elementwise",
+    "Sum": "elementwise",
+    "Pow": "elementwise",
+    "Sqrt": "elementwise",
+    "Transpose": "transpose",
+    "Reshape": "reshape",
+    "Flatten": "reshape",
+    "Squeeze": "reshape",
+    "Unsqueeze": "reshape",
+    "Gather": "gather",
+    "Concat": "copy",
+    "Split": "copy",
+    "Slice": "copy",
+    "ReorderInput": "reorder",
+    "ReorderOutput": "reorder",
+}
+CATEGORIES: tuple[str, ...] = (
+    "conv",
+    "conv_depthwise",
+    "matmul",
+    "softmax",
+    "norm",
+    "pool",
+    "global_pool",
+    "activation",
+    "elementwise",
+    "transpose",
+    "reshape",
+    "gather",
+    "copy",
+    "reorder",
+    "other",
+)
+_NO_KERNEL = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Identity", "Dropout"})
+_CONV_FUSABLE = frozenset({"Relu", "Clip", "Sigmoid", "LeakyRelu", "HardSigmoid", "Tanh"})
+
+
+def op_category(op_type: str, *, depthwise: bool = False) -> str:
+    base = op_type[5:] if op_type.startswith("Fused") else op_type
+    cat = _CATEGORY.get(base, "other")
+    if cat == "conv" and depthwise:
+        return "conv_depthwise"
+    return cat
+
+
+def _log(v: float) -> float:
+    return math.log1p(max(float(v), 0.0))
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@dataclass(frozen=True, slots=True)
+class KernelRecord:
+    """One executed kernel: from an onnxruntime profile, or derived from a graph.
+
+    Attributes:
+        name: node name in the (optimized) graph.
+        op_type: op type as the runtime reports it (``Conv``, ``FusedConv``, ``ReorderInput``, ...).
+        input_shapes: shapes of its inputs (weights included), in input order.
+        output_shapes: shapes of its outputs.
+        latency_us: measured time per run (median over runs), when measured.
+        fused: number of graph nodes folded into this kernel besides the main one.
+    """
+
+    name: str
+    op_type: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    latency_us: float | None = None
+    fused: int = 0
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def _shape_from_profile(entry: Any) -> tuple[int, ...]:
+    # onnxruntime writes [{"float": [2, 3, 32, 32]}, ...]
+    if isinstance(entry, Mapping):
+        for v in entry.values():
+            return tuple(int(d) for d in v)
+        return ()
+    return tuple(int(d) for d in entry)
+
+
+def kernels_from_profile(events: Iterable[Mapping[str, Any]], *, skip_runs: int = 0) -> list[KernelRecord]:
+    """Median per-kernel time from onnxruntime Chrome-trace events (``cat == "Node"``).
+
+    Args:
+        events: the parsed profile JSON (a list of events).
+        skip_runs: leading occurrences of each kernel to drop (warm-up runs).
+    """
+    durs: dict[str, list[float]] = {}
+    meta: dict[str, KernelRecord] = {}
+    for e in events:
+        if e.get("cat") != "Node":
+            continue
+        name = str(e.get("name", ""))
+        if not name.endswith("_kernel_time"):
+            continue
+        node = name[: -len("_kernel_time")]
+        args = e.get("args") or {}
+        durs.setdefault(node, []).append(float(e.get("dur", 0.0)))
+        if node not in meta:
+            meta[node] = KernelRecord(
+                name=node,
+                op_type=str(args.get("op_name", "")),
+                input_shapes=tuple(_shape_from_profile(s) for s in args.get("input_type_shape", []) or []),
+                output_shapes=tuple(_shape_from_profile(s) for s in args.get("output_type_shape", []) or []),
+            )
+    out = []
+    for node, rec in meta.items():
+        d = durs[node][skip_runs:] or durs[node]
+        out.append(
+            KernelRecord(
+                rec.name, rec.op_type, rec.input_shapes, rec.output_shapes, float(statistics.median(d)), rec.fused
+            )
+        )
+    return out
+
+
+def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
+    """The kernels onnxruntime's CPU provider would run for ``graph``, approximately.
+
+    Folds an activation (and a residual ``Add``) into the Conv before it when the Conv's
+    output has no other consumer, and drops nodes whose inputs are all constants and
+    metadata-only ops (the runtime folds them away).
+    """
+    consumers: dict[str, int] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            if t is not None:
+                consumers[t.name] = consumers.get(t.name, 0) + 1
+    out_names = {t.name for t in graph.outputs}
+    conv_of: dict[str, str] = {}  # tensor -> the Conv kernel that produces it (after folding)
+    for n in graph.nodes:
+        if n.op_type == "Conv":
+            for t in n.outputs:
+                conv_of[t.name] = n.name
+    folded: set[str] = set()
+    fused_ops: dict[str, list[str]] = {}
+    extra_inputs: dict[str, list[tuple[int, ...]]] = {}
+    final_out: dict[str, tuple[tuple[int, ...], ...]] = {}
+    for n in graph.nodes:
+        if n.op_type in _CONV_FUSABLE:
+            candidates = [n.inputs[0]] if n.inputs and n.inputs[0] is not None else []
+        elif n.op_type == "Add":
+            candidates = [t for t in n.inputs if t is not None and not t.is_constant]
+        else:
+            continue
+        for t in candidates:
+            conv = conv_of.get(t.name)
+            if conv is None or consumers.get(t.name, 0) != 1 or t.name in out_names:
+                continue
+            done = fused_ops.get(conv, [])
+            if n.op_type in done or (n.op_type == "Add" and done) or len(done) >= 2:
+                continue
+            folded.add(n.name)
+            fused_ops.setdefault(conv, []).append(n.op_type)
+            if n.op_type == "Add":
+                extra_inputs.setdefault(conv, []).extend(
+                    tuple(o.shape)
+                    for o in n.inputs
+                    if o is not None and o.name != t.name and o.known  # type: ignore[arg-type]
+                )
+            final_out[conv] = tuple(tuple(o.shape) for o in n.outputs if o.known)  # type: ignore[arg-type]
+            for o in n.outputs:
+                conv_of[o.name] = conv
+            break
+    fused_count = {k: len(v) for k, v in fused_ops.items()}
+    recs = []
+    for n in graph.nodes:
+        if n.name in folded or n.op_type in _NO_KERNEL:
+            continue
+        ins = [t for t in n.inputs if t is not None]
+        if ins and all(t.is_constant for t in ins):
+            continue
+        in_shapes = tuple(tuple(t.shape) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))  # type: ignore[arg-type]
+        out_shapes = final_out.get(n.name) or tuple(tuple(t.shape) for t in n.outputs if t.known)  # type: ignore[arg-type]
+        recs.append(KernelRecord(n.name, n.op_type, in_shapes, out_shapes, None, fused_count.get(n.name, 0)))  # type: ignore[arg-type]
+    return recs
+
+
+KERNEL_FEATURES: tuple[str, ...] = (
+    *(f"cat_{c}" for c in CATEGORIES),
+    "log_macs",
+    "log_flops",
+    "log_in_elems",
+    "log_weight_elems",
+    "log_out_elems",
+    "log_bytes",
+    "arith_intensity",
+    "n_inputs",
+    "fused",
+    "conv_kernel",
+    "conv_stride",
+    "log_conv_cin",
+    "log_conv_cout",
+    "log_conv_groups",
+    "log_conv_out_hw",
+    "log_mm_m",
+    "log_mm_k",
+    "log_mm_n",
+    "log_mm_batch",
+    "out_rank",
+    "log_last_dim",
+)
+
+
+def kernel_features(rec: KernelRecord, node: NodeResult | None = None) -> dict[str, float]:
+    """Features of one kernel. ``node`` (the optimized graph's result of the same name) is optional."""
+    ins = rec.input_shapes
+    outs = rec.output_shapes
+    out0 = outs[0] if outs else ()
+    out_elems = sum(_numel(s) for s in outs)
+    in_elems = sum(_numel(s) for s in ins)
+    f: dict[str, float] = dict.fromkeys(KERNEL_FEATURES, 0.0)
+    macs = 0
+    weight_elems = 0
+    depthwise = False
+    base = rec.op_type[5:] if rec.op_type.startswith("Fused") else rec.op_type
+    if base == "Conv" and len(ins) >= 2 and len(ins[0]) >= 3 and len(ins[1]) == len(ins[0]):
+        x, w = ins[0], ins[1]
+        groups = max(1, x[1] // max(w[1], 1))
+        depthwise = w[1] == 1 and groups > 1
+        k = int(np.prod(w[2:]))
+        macs = _numel(out0) * w[1] * k
+        weight_elems = _numel(w)
+        f["conv_kernel"] = float(w[2]) if len(w) > 2 else 1.0
+        f["conv_stride"] = float(x[2] / out0[2]) if len(out0) > 2 and out0[2] else 1.0
+        f["log_conv_cin"] = _log(x[1])
+        f["log_conv_cout"] = _log(w[0])
+        f["log_conv_groups"] = _log(groups)
+        f["log_conv_out_hw"] = _log(_numel(out0[2:]))
+    elif base in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
+        a, b = ins[0], ins[1]
+        kdim = a[-1]
+        n_ = b[0] if base == "Gemm" and b and len(b) == 2 and b[0] != kdim else b[-1]
+        m_ = _numel(a[:-1])
+        macs = _numel(out0) * kdim if out0 else m_ * kdim * n_
+        weight_elems = _numel(b)
+        f["log_mm_m"] = _log(a[-2] if len(a) >= 2 else 1)
+        f["log_mm_k"] = _log(kdim)
+        f["log_mm_n"] = _log(n_)
+        f["log_mm_batch"] = _log(_numel(out0[:-2]) if len(out0) > 2 else 1)
+    flops = 2 * macs + out_elems
+    mem_bytes = 4 * (in_elems + out_elems)
+    if node is not None:
+        flops = max(flops, node.flops)
+        mem_bytes = node.memory_access_bytes or mem_bytes
+    cat = op_category(rec.op_type, depthwise=depthwise)
+    f[f"cat_{cat}"] = 1.0
+    f["log_macs"] = _log(macs)
+    f["log_flops"] = _log(flops)
+    f["log_in_elems"] = _log(in_elems)
+    f["log_weight_elems"] = _log(weight_elems)
+    f["log_out_elems"] = _log(out_elems)
+    f["log_bytes"] = _log(mem_bytes)
+    f["arith_intensity"] = flops / mem_bytes if mem_bytes else 0.0
+    f["n_inputs"] = float(len(ins))
+    f["fused"] = float(rec.fused + (1 if rec.op_type.startswith("Fused") else 0))
+    f["out_rank"] = float(len(out0))
+    f["log_last_dim"] = _log(out0[-1]) if out0 else 0.0
+    return f
+
+
+# --------------------------------------------------------------------------- graphs
+
+GRAPH_FEATURES: tuple[str, ...] = (
+    "log_flops",
+    "log_macs",
+    "log_memory_bytes",
+    "log_activation_read_bytes",
+    "log_weight_read_bytes",
+    "log_write_bytes",
+    "log_peak_activation_bytes",
+    "log_params",
+    "arith_intensity",
+    "log_nodes",
+    "depth",
+    "max_width",
+    "log_batch",
+    "log_roofline_ms",
+    "roofline_compute_fraction",
+    "log_kernel_sum_ms",
+    "log_n_kernels",
+    *(f"n_{c}" for c in CATEGORIES),
+    *(f"log_flops_{c}" for c in CATEGORIES),
+    *(f"log_bytes_{c}" for c in CATEGORIES),
+)
+
+
+def _depthwise_nodes(graph: Graph | None) -> set[str]:
+    if graph is None:
+        return set()
+    out = set()
+    for n in graph.nodes:
+        if n.op_type == "Conv" and n.attrs.get_int("group", 1) > 1:
+            w = n.input(1)
+            if w is not None and w.shape is not None and len(w.shape) > 1 and w.shape[1] == 1:
+                out.add(n.name)
+    return out
+
+
+def graph_features(
+    analysis: Analysis,
+    *,
+    graph: Graph | None = None,
+    batch_size: int = 1,
+    roofline_ms: float = 0.0,
+    roofline_compute_fraction: float = 0.0,
+    kernel_sum_ms: float = 0.0,
+    n_kernels: int = 0,
+) -> dict[str, float]:
+    """Graph-level features of ``analysis`` (``graph`` adds the depthwise-conv category)."""
+    dw = _depthwise_nodes(graph)
+    f: dict[str, float] = dict.fromkeys(GRAPH_FEATURES, 0.0)
+    counts: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
+    flops: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
+    nbytes: dict[str, float] = dict.fromkeys(CATEGORIES, 0.0)
+    n_nodes = 0
+    for n in analysis.nodes:
+        if n.op_type in _NO_KERNEL:
+            continue
+        n_nodes += 1
+        c = op_category(n.op_type, depthwise=n.name in dw)
+        counts[c] += 1
+        flops[c] += n.flops
+        nbytes[c] += n.memory_access_bytes
+    f.update(
+        {
+            "log_flops": _log(analysis.flops),
+            "log_macs": _log(analysis.macs),
+            "log_memory_bytes": _log(analysis.memory_access_bytes),
+            "log_activation_read_bytes": _log(analysis.activation_read_bytes),
+            "log_weight_read_bytes": _log(analysis.weight_read_bytes),
+            "log_write_bytes": _log(analysis.write_bytes),
+            "log_peak_activation_bytes": _log(analysis.peak_activation_bytes),
+            "log_params": _log(analysis.params.trainable),
+            "arith_intensity": analysis.arithmetic_intensity,
+            "log_nodes": _log(n_nodes),
+            "depth": float(analysis.depth),
+            "max_width": float(analysis.max_width),
+            "log_batch": _log(batch_size),
+            "log_roofline_ms": _log(roofline_ms),
+            "roofline_compute_fraction": roofline_compute_fraction,
+            "log_kernel_sum_ms": _log(kernel_sum_ms),
+            "log_n_kernels": _log(n_kernels),
+        }
+    )
+    for c in CATEGORIES:
+        f[f"n_{c}"] = counts[c]
+        f[f"log_flops_{c}"] = _log(flops[c])
+        f[f"log_bytes_{c}"] = _log(nbytes[c])
+    return f
+
+
+def to_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndarray:
+    """Rows of named features -> a float32 matrix in ``names`` order (missing names are 0)."""
+    return np.asarray([[float(r.get(k, 0.0)) for k in names] for r in rows], dtype=np.float32).reshape(
+        len(rows), len(names)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    """Names and matrix together (handy for fitting)."""
+
+    names: tuple[str, ...]
+    matrix: np.ndarray = field(repr=False)

@@ -1,0 +1,528 @@
+"""Learned latency predictors (xgboost), their portable artifacts, and few-shot adaptation.
+
+Pipeline at prediction time (one graph, one batch size, one device)::
+
+    graph -> pseudo kernels -> KernelLatencyRegressor (per kernel, log-target) -> sum
+          -> GraphLatencyRegressor (graph features + kernel sum + roofline prior)
+          -> latency_ms, and quantile models -> latency_ms_low / latency_ms_high
+
+The graph-level model learns ``log(measured / prior)`` where the prior is the kernel sum
+(or, with no kernel model, the device roofline): physics and per-kernel evidence as the
+prior, learning for the residual (framework overhead, scheduling, fusions the pseudo
+kernels miss).
+
+Artifacts: ``<data_dir>/predictors/<device_id>/<version>/`` holding ``kernel.ubj``,
+``graph.ubj``, ``graph_quantiles.ubj`` (xgboost ``save_model``) and ``metadata.json``.
+Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nascost.predictors.analysis import Analysis
+from nascost.predictors.devices import Device, validate_device_id
+from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
+from nascost.predictors.features import (
+    GRAPH_FEATURES,
+    KERNEL_FEATURES,
+    KernelRecord,
+    graph_features,
+    kernel_features,
+    pseudo_kernels,
+    to_matrix,
+)
+from nascost.predictors.graph import Graph
+from nascost.predictors.roofline import predict_roofline
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_VERSION = 1
+_METADATA = "metadata.json"
+
+
+def _xgb() -> Any:
+    import xgboost
+
+    return xgboost
+
+
+def _check_fitted(est: Any, attr: str) -> None:
+    if getattr(est, attr, None) is None:
+        raise NotCalibratedError(f"{type(est).__name__} is not fitted yet; call fit() first")
+
+
+class KernelLatencyRegressor:
+    """Per-kernel latency regressor: xgboost on :data:`KERNEL_FEATURES`, log target (µs)."""
+
+    def __init__(
+        self, n_estimators: int = 300, max_depth: int = 7, learning_rate: float = 0.08, random_state: int = 0
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "objective": "reg:squarederror",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": 0.9,
+            "colsample_bytree": 0.9,
+            "min_child_weight": 2,
+            "seed": self.random_state,
+            "nthread": 1,
+        }
+
+    def fit(self, X: np.ndarray, y_us: np.ndarray) -> KernelLatencyRegressor:
+        xgb = _xgb()
+        X = np.asarray(X, dtype=np.float32)
+        y = np.log(np.maximum(np.asarray(y_us, dtype=np.float64), 1e-3))
+        if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+            raise InvalidRequestError(f"X must be (n, d) with n = len(y) > 0, got {X.shape} and {y.shape}")
+        self.booster_ = xgb.train(self._params(), xgb.DMatrix(X, label=y), num_boost_round=self.n_estimators)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Per-kernel latency in µs."""
+        _check_fitted(self, "booster_")
+        xgb = _xgb()
+        X = np.asarray(X, dtype=np.float32)
+        if X.shape[0] == 0:
+            return np.zeros(0)
+        return np.exp(self.booster_.predict(xgb.DMatrix(X)).astype(np.float64))
+
+
+class GraphLatencyRegressor:
+    """Graph-level model of ``log(latency / prior)`` with quantile bounds.
+
+    ``fit(X, y_ms, prior_ms)``; ``predict(X, prior_ms)`` gives ms; ``predict_interval`` gives
+    the (low, high) quantiles in ms.
+    """
+
+    def __init__(
+        self,
+        quantiles: tuple[float, float] = (0.05, 0.95),
+        n_estimators: int = 400,
+        max_depth: int = 4,
+        learning_rate: float = 0.05,
+        random_state: int = 0,
+    ) -> None:
+        self.quantiles = quantiles
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": 0.85,
+            "colsample_bytree": 0.9,
+            "min_child_weight": 1,
+            "lambda": 1.0,
+            "seed": self.random_state,
+            "nthread": 1,
+        }
+
+    def fit(self, X: np.ndarray, y_ms: np.ndarray, prior_ms: np.ndarray) -> GraphLatencyRegressor:
+        xgb = _xgb()
+        X = np.asarray(X, dtype=np.float32)
+        target = np.log(np.asarray(y_ms, dtype=np.float64)) - np.log(
+            np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6)
+        )
+        if X.ndim != 2 or X.shape[0] != target.shape[0] or X.shape[0] == 0:
+            raise InvalidRequestError(f"X must be (n, d) with n = len(y) > 0, got {X.shape} and {target.shape}")
+        d = xgb.DMatrix(X, label=target)
+        self.booster_ = xgb.train(
+            {**self._params(), "objective": "reg:squarederror"}, d, num_boost_round=self.n_estimators
+        )
+        self.quantile_booster_ = xgb.train(
+            {**self._params(), "objective": "reg:quantileerror", "quantile_alpha": np.asarray(self.quantiles)},
+            d,
+            num_boost_round=self.n_estimators,
+        )
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray, prior_ms: np.ndarray) -> np.ndarray:
+        _check_fitted(self, "booster_")
+        xgb = _xgb()
+        r = self.booster_.predict(xgb.DMatrix(np.asarray(X, dtype=np.float32)))
+        return np.exp(np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6)) + r)
+
+    def predict_interval(self, X: np.ndarray, prior_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _check_fitted(self, "quantile_booster_")
+        xgb = _xgb()
+        q = np.asarray(self.quantile_booster_.predict(xgb.DMatrix(np.asarray(X, dtype=np.float32)))).reshape(-1, 2)
+        base = np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6))
+        lo, hi = np.sort(q, axis=1).T
+        return np.exp(base + lo), np.exp(base + hi)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingExample:
+    """One measured graph at one batch size."""
+
+    graph: Graph
+    analysis: Analysis
+    batch_size: int
+    measured_ms: float
+    kernels: tuple[KernelRecord, ...] = ()
+    family: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyEstimate:
+    latency_ms: float
+    latency_ms_low: float
+    latency_ms_high: float
+    kernel_sum_ms: float
+    roofline_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    graph_rows: list[dict[str, float]]
+    prior_ms: np.ndarray
+    kernel_sum_ms: np.ndarray
+    roofline_ms: np.ndarray
+
+
+class LatencyPredictor:
+    """The learned latency predictor of one device (kernel model + graph-level correction).
+
+    Args:
+        device: the device the timings come from (its spec gives the roofline prior).
+        use_kernels: train the per-kernel model when examples carry kernel timings.
+        physics_prior: with no kernel model, learn ``measured / roofline`` instead of
+            ``measured / 1 ms``.
+        random_state: seed of every booster.
+    """
+
+    def __init__(
+        self, device: Device, *, use_kernels: bool = True, physics_prior: bool = True, random_state: int = 0
+    ) -> None:
+        self.device = device
+        self.use_kernels = use_kernels
+        self.physics_prior = physics_prior
+        self.random_state = random_state
+        self.metadata_: dict[str, Any] = {}
+
+    kernel_model_: KernelLatencyRegressor | None
+    graph_model_: GraphLatencyRegressor | None
+    log_scale_: float
+
+    # ---- features
+    def _prepare(self, items: Sequence[tuple[Graph, Analysis, int]]) -> _Prepared:
+        rows = []
+        priors, ksums, roofs = [], [], []
+        for graph, analysis, batch in items:
+            roof = predict_roofline(analysis, self.device)
+            ksum = 0.0
+            pk = pseudo_kernels(graph)
+            if getattr(self, "kernel_model_", None) is not None and pk:
+                assert self.kernel_model_ is not None
+                kx = to_matrix([kernel_features(k) for k in pk], KERNEL_FEATURES)
+                ksum = float(self.kernel_model_.predict(kx).sum()) / 1e3
+            rows.append(
+                graph_features(
+                    analysis,
+                    graph=graph,
+                    batch_size=batch,
+                    roofline_ms=roof.latency_ms,
+                    roofline_compute_fraction=roof.compute_bound_fraction,
+                    kernel_sum_ms=ksum,
+                    n_kernels=len(pk),
+                )
+            )
+            if getattr(self, "kernel_model_", None) is not None:
+                prior = ksum
+            elif self.physics_prior:
+                prior = roof.latency_ms
+            else:
+                prior = 1.0
+            priors.append(max(prior, 1e-6))
+            ksums.append(ksum)
+            roofs.append(roof.latency_ms)
+        return _Prepared(rows, np.asarray(priors), np.asarray(ksums), np.asarray(roofs))
+
+    def fit(self, examples: Sequence[TrainingExample]) -> LatencyPredictor:
+        if len(examples) < 2:
+            raise InvalidRequestError(f"need at least 2 measured examples to fit, got {len(examples)}")
+        kernel_rows = [
+            kernel_features(k) for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0
+        ]
+        kernel_y = [k.latency_us for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0]
+        self.kernel_model_ = None
+        if self.use_kernels and len(kernel_rows) >= 20:
+            self.kernel_model_ = KernelLatencyRegressor(random_state=self.random_state).fit(
+                to_matrix(kernel_rows, KERNEL_FEATURES), np.asarray(kernel_y)
+            )
+        prep = self._prepare([(e.graph, e.analysis, e.batch_size) for e in examples])
+        y = np.asarray([e.measured_ms for e in examples], dtype=np.float64)
+        self.graph_model_ = GraphLatencyRegressor(random_state=self.random_state).fit(
+            to_matrix(prep.graph_rows, GRAPH_FEATURES), y, prep.prior_ms
+        )
+        self.log_scale_ = 0.0
+        self.n_train_ = len(examples)
+        self.n_train_kernels_ = len(kernel_rows)
+        self.train_digest_ = training_digest(examples)
+        return self
+
+    # ---- prediction
+    def predict_many(self, items: Sequence[tuple[Graph, Analysis, int]]) -> list[LatencyEstimate]:
+        _check_fitted(self, "graph_model_")
+        assert self.graph_model_ is not None
+        if not items:
+            return []
+        prep = self._prepare(items)
+        X = to_matrix(prep.graph_rows, GRAPH_FEATURES)
+        scale = math.exp(self.log_scale_)
+        mid = self.graph_model_.predict(X, prep.prior_ms) * scale
+        lo, hi = self.graph_model_.predict_interval(X, prep.prior_ms)
+        out = []
+        for i in range(len(items)):
+            m = float(mid[i])
+            out.append(
+                LatencyEstimate(
+                    latency_ms=m,
+                    latency_ms_low=min(float(lo[i]) * scale, m),
+                    latency_ms_high=max(float(hi[i]) * scale, m),
+                    kernel_sum_ms=float(prep.kernel_sum_ms[i]),
+                    roofline_ms=float(prep.roofline_ms[i]),
+                )
+            )
+        return out
+
+    def predict_graph(self, graph: Graph, analysis: Analysis, batch_size: int = 1) -> LatencyEstimate:
+        return self.predict_many([(graph, analysis, batch_size)])[0]
+
+    def predict(self, examples: Sequence[TrainingExample]) -> np.ndarray:
+        """Point predictions (ms) for examples (their measurements are not used)."""
+        return np.asarray(
+            [e.latency_ms for e in self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples])]
+        )
+
+    # ---- few-shot
+    def adapted(self, device: Device, examples: Sequence[TrainingExample]) -> LatencyPredictor:
+        """A copy for ``device`` with its global scale refitted from a few measured examples.
+
+        The boosters are shared (not copied); only ``log_scale_`` (the median log ratio of
+        measured to predicted latency) and the device change.
+        """
+        _check_fitted(self, "graph_model_")
+        if not examples:
+            raise InvalidRequestError("few-shot adaptation needs at least one measured example")
+        base = self.predict(examples) / math.exp(self.log_scale_)
+        ratios = np.log(np.asarray([e.measured_ms for e in examples]) / base)
+        new = LatencyPredictor(
+            device, use_kernels=self.use_kernels, physics_prior=self.physics_prior, random_state=self.random_state
+        )
+        new.kernel_model_ = self.kernel_model_
+        new.graph_model_ = self.graph_model_
+        new.log_scale_ = float(np.median(ratios))
+        new.metadata_ = {**self.metadata_, "adapted_from": self.device.id, "adaptation_samples": len(examples)}
+        return new
+
+
+def training_digest(examples: Sequence[TrainingExample]) -> str:
+    """sha256 over every example's features and measurement (order-independent)."""
+    parts = sorted(
+        json.dumps(
+            [
+                e.family,
+                e.batch_size,
+                round(e.measured_ms, 6),
+                e.analysis.flops,
+                e.analysis.memory_access_bytes,
+                len(e.analysis.nodes),
+            ]
+        )
+        for e in examples
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def _library_versions() -> dict[str, str]:
+    import sklearn
+    import xgboost
+
+    out = {
+        "xgboost": xgboost.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:  # pragma: no cover - server installs include it
+        pass
+    return out
+
+
+def artifact_root(data_dir: Path | str, device_id: str) -> Path:
+    return Path(data_dir) / "predictors" / validate_device_id(device_id)
+
+
+def new_version() -> str:
+    """A sortable version name (UTC timestamp with microseconds)."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def save_predictor(
+    predictor: LatencyPredictor,
+    data_dir: Path | str,
+    *,
+    heldout_metrics: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    version: str | None = None,
+) -> Path:
+    """Write ``predictor`` as a new version directory; returns its path.
+
+    The directory appears atomically (written beside it, then renamed).
+    """
+    _check_fitted(predictor, "graph_model_")
+    assert predictor.graph_model_ is not None
+    root = artifact_root(data_dir, predictor.device.id)
+    root.mkdir(parents=True, exist_ok=True)
+    version = version or new_version()
+    final = root / version
+    if final.exists():
+        raise InvalidRequestError(f"artifact version {version!r} already exists for {predictor.device.id!r}")
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        files = {"graph": "graph.ubj", "graph_quantiles": "graph_quantiles.ubj"}
+        predictor.graph_model_.booster_.save_model(str(tmp / files["graph"]))
+        predictor.graph_model_.quantile_booster_.save_model(str(tmp / files["graph_quantiles"]))
+        if predictor.kernel_model_ is not None:
+            files["kernel"] = "kernel.ubj"
+            predictor.kernel_model_.booster_.save_model(str(tmp / files["kernel"]))
+        meta = {
+            "artifact_version": ARTIFACT_VERSION,
+            "version": version,
+            "created_utc": _dt.datetime.now(_dt.UTC).isoformat(),
+            "device": predictor.device.to_dict(),
+            "device_fingerprint": dict(predictor.device.fingerprint),
+            "library_versions": _library_versions(),
+            "files": files,
+            "units": {
+                "target": "latency_ms",
+                "kernel_target": "latency_us",
+                "graph_model": "log(latency_ms / prior_ms)",
+            },
+            "graph_features": list(GRAPH_FEATURES),
+            "kernel_features": list(KERNEL_FEATURES),
+            "quantiles": list(predictor.graph_model_.quantiles),
+            "use_kernels": predictor.use_kernels,
+            "physics_prior": predictor.physics_prior,
+            "has_kernel_model": predictor.kernel_model_ is not None,
+            "log_scale": predictor.log_scale_,
+            "n_train": getattr(predictor, "n_train_", 0),
+            "n_train_kernels": getattr(predictor, "n_train_kernels_", 0),
+            "training_set_digest": getattr(predictor, "train_digest_", ""),
+            "heldout_metrics": dict(heldout_metrics or {}),
+            **dict(extra or {}),
+        }
+        (tmp / _METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    predictor.metadata_ = meta
+    return final
+
+
+def list_versions(data_dir: Path | str, device_id: str) -> list[str]:
+    root = artifact_root(data_dir, device_id)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / _METADATA).is_file()
+    )
+
+
+def latest_artifact(data_dir: Path | str, device_id: str) -> Path | None:
+    """The newest complete version directory for ``device_id``, or None."""
+    versions = list_versions(data_dir, device_id)
+    return artifact_root(data_dir, device_id) / versions[-1] if versions else None
+
+
+def load_predictor(path: Path | str) -> LatencyPredictor:
+    """Load a version directory written by :func:`save_predictor` (no pickles)."""
+    xgb = _xgb()
+    path = Path(path)
+    try:
+        meta = json.loads((path / _METADATA).read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise NotCalibratedError(f"no readable predictor artifact at {path}: {e}") from e
+    if meta.get("artifact_version") != ARTIFACT_VERSION:
+        raise NotCalibratedError(
+            f"artifact version {meta.get('artifact_version')!r} is not supported (want {ARTIFACT_VERSION})"
+        )
+    if list(meta["graph_features"]) != list(GRAPH_FEATURES) or list(meta["kernel_features"]) != list(KERNEL_FEATURES):
+        raise NotCalibratedError("artifact feature names differ from this version's; recalibrate")
+    device = Device.from_dict(meta["device"])
+    p = LatencyPredictor(device, use_kernels=bool(meta["use_kernels"]), physics_prior=bool(meta["physics_prior"]))
+    files = meta["files"]
+
+    def booster(name: str) -> Any:
+        b = xgb.Booster()
+        b.load_model(str(path / files[name]))
+        return b
+
+    g = GraphLatencyRegressor(quantiles=tuple(meta["quantiles"]))  # type: ignore[arg-type]
+    g.booster_ = booster("graph")
+    g.quantile_booster_ = booster("graph_quantiles")
+    g.n_features_in_ = len(GRAPH_FEATURES)
+    p.graph_model_ = g
+    if meta.get("has_kernel_model"):
+        k = KernelLatencyRegressor()
+        k.booster_ = booster("kernel")
+        k.n_features_in_ = len(KERNEL_FEATURES)
+        p.kernel_model_ = k
+    p.log_scale_ = float(meta.get("log_scale", 0.0))
+    p.n_train_ = int(meta.get("n_train", 0))
+    p.train_digest_ = str(meta.get("training_set_digest", ""))
+    p.metadata_ = meta
+    return p
+
+
+@dataclass
+class FlopsBaseline:
+    """Latency proportional to FLOPs, one scale fitted (geometric mean of ms per FLOP)."""
+
+    log_ms_per_flop_: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fit(self, flops: Sequence[float], measured_ms: Sequence[float]) -> FlopsBaseline:
+        f = np.maximum(np.asarray(flops, dtype=np.float64), 1.0)
+        self.log_ms_per_flop_ = float(np.median(np.log(np.asarray(measured_ms, dtype=np.float64)) - np.log(f)))
+        return self
+
+    def predict(self, flops: Sequence[float]) -> np.ndarray:
+        _check_fitted(self, "log_ms_per_flop_")
+        assert self.log_ms_per_flop_ is not None
+        return np.maximum(np.asarray(flops, dtype=np.float64), 1.0) * math.exp(self.log_ms_per_flop_)

@@ -1,0 +1,552 @@
+"""Architecture sampler for calibration: random ONNX models built directly with ``onnx.helper``.
+
+Building a graph here takes well under a millisecond (a torch dynamo export takes 1-3 s),
+so a calibration budget is spent measuring. Every model has one float32 input ``x`` whose
+first dim is the symbolic batch ``N`` (chosen per measurement), and random weights.
+
+Training families (what calibration samples) are stacks of one kind of block:
+
+* CNN: ``conv_plain``, ``conv_dwsep`` (depthwise-separable), ``conv_grouped``,
+  ``conv_se`` (squeeze-excitation), ``conv_residual``, ``conv_inverted_bottleneck``;
+* transformer: ``transformer_attention``, ``transformer_mlp``, ``transformer_block``
+  (layer norm + attention as MatMul/Softmax + MLP);
+* ``mixer`` (MLP-Mixer-like token and channel MLPs).
+
+Held-out families (never produced by the training sampler; used only for evaluation):
+``resnet50_like``, ``mobilenetv2_like``, ``vit_like``, ``convnext_like``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from nascost.predictors.errors import InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+BATCH_DIM = "N"
+INPUT_NAME = "x"
+OPSET = 17
+
+TRAIN_FAMILIES: tuple[str, ...] = (
+    "conv_plain",
+    "conv_dwsep",
+    "conv_grouped",
+    "conv_se",
+    "conv_residual",
+    "conv_inverted_bottleneck",
+    "transformer_attention",
+    "transformer_mlp",
+    "transformer_block",
+    "mixer",
+)
+HELDOUT_FAMILIES: tuple[str, ...] = ("resnet50_like", "mobilenetv2_like", "vit_like", "convnext_like")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchSample:
+    """One sampled architecture.
+
+    Attributes:
+        family: the family it was drawn from.
+        config: the drawn hyper-parameters (JSON-serializable).
+        model: the ONNX model (input ``x``, batch dim ``N`` symbolic).
+        input_shape: the input shape without the batch dim.
+        macs_per_example: multiply-accumulates of conv/matmul per batch element (builder's count).
+    """
+
+    family: str
+    config: dict[str, Any]
+    model: onnx.ModelProto
+    input_shape: tuple[int, ...]
+    macs_per_example: int
+    seed: int = 0
+
+    def model_bytes(self) -> bytes:
+        return self.model.SerializeToString()
+
+    def input_array(self, batch_size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        rng = rng or np.random.default_rng(0)
+        return rng.standard_normal((batch_size, *self.input_shape), dtype=np.float32)
+
+
+@dataclass
+class _Builder:
+    rng: np.random.Generator
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    macs: int = 0
+    _n: int = 0
+
+    def name(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}_{self._n}"
+
+    def weight(self, shape: Sequence[int], fan_in: int | None = None) -> str:
+        fan = fan_in or (int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0]))
+        arr = (self.rng.standard_normal(tuple(shape), dtype=np.float32) / math.sqrt(max(fan, 1))).astype(np.float32)
+        n = self.name("w")
+        self.inits.append(numpy_helper.from_array(arr, n))
+        return n
+
+    def const(self, values: Any, dtype: type = np.int64) -> str:
+        n = self.name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), n))
+        return n
+
+    def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any) -> str:
+        outs = [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.name(op_type), **attrs))
+        return outs[0]
+
+    # ---- CNN pieces; x is NCHW, shapes tracked by the caller as (c, h, w)
+    def conv(
+        self,
+        x: str,
+        cin: int,
+        cout: int,
+        k: int,
+        hw: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        pad: int | None = None,
+    ) -> tuple[str, int]:
+        pad = k // 2 if pad is None else pad
+        out_hw = (hw + 2 * pad - k) // stride + 1
+        w = self.weight((cout, cin // groups, k, k))
+        ins = [x, w] + ([self.weight((cout,), fan_in=cin)] if bias else [])
+        self.macs += cout * out_hw * out_hw * (cin // groups) * k * k
+        y = self.op("Conv", ins, kernel_shape=[k, k], pads=[pad] * 4, strides=[stride, stride], group=groups)
+        return y, out_hw
+
+    def act(self, x: str, kind: str) -> str:
+        if kind == "relu":
+            return self.op("Relu", [x])
+        if kind == "relu6":
+            return self.op("Clip", [x, self.const(0.0, np.float32), self.const(6.0, np.float32)])
+        if kind == "silu":
+            return self.op("Mul", [x, self.op("Sigmoid", [x])])
+        if kind == "gelu":
+            e = self.op("Erf", [self.op("Div", [x, self.const(math.sqrt(2.0), np.float32)])])
+            return self.op(
+                "Mul",
+                [self.op("Mul", [x, self.const(0.5, np.float32)]), self.op("Add", [e, self.const(1.0, np.float32)])],
+            )
+        if kind == "hardswish":
+            return self.op("HardSwish", [x])
+        raise ValueError(kind)
+
+    def se(self, x: str, c: int, ratio: int) -> str:
+        r = max(4, c // ratio)
+        s = self.op("GlobalAveragePool", [x])
+        s, _ = self.conv(s, c, r, 1, 1)
+        s = self.op("Relu", [s])
+        s, _ = self.conv(s, r, c, 1, 1)
+        return self.op("Mul", [x, self.op("Sigmoid", [s])])
+
+    def head(self, x: str, c: int, classes: int) -> str:
+        g = self.op("GlobalAveragePool", [x])
+        f = self.op("Flatten", [g], axis=1)
+        self.macs += c * classes
+        return self.op("Gemm", [f, self.weight((classes, c)), self.weight((classes,), fan_in=c)], transB=1)
+
+    # ---- transformer pieces; x is (N, S, D)
+    def linear(self, x: str, din: int, dout: int, s: int, *, bias: bool = True) -> str:
+        self.macs += s * din * dout
+        y = self.op("MatMul", [x, self.weight((din, dout))])
+        return self.op("Add", [y, self.weight((dout,), fan_in=din)]) if bias else y
+
+    def layer_norm(self, x: str, d: int, axis: int = -1) -> str:
+        scale = self.const(np.ones(d), np.float32)
+        b = self.const(np.zeros(d), np.float32)
+        return self.op("LayerNormalization", [x, scale, b], axis=axis, epsilon=1e-5)
+
+    def attention(self, x: str, s: int, d: int, heads: int) -> str:
+        hd = d // heads
+        qkv = self.linear(x, d, 3 * d, s)
+        qkv = self.op("Reshape", [qkv, self.const([0, s, 3, heads, hd])])
+        qkv = self.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])  # 3, N, H, S, hd
+        q, k, v = (self.op("Gather", [qkv, self.const(i)], axis=0) for i in range(3))
+        kt = self.op("Transpose", [k], perm=[0, 1, 3, 2])
+        self.macs += 2 * heads * s * s * hd
+        att = self.op("MatMul", [q, kt])
+        att = self.op("Mul", [att, self.const(1.0 / math.sqrt(hd), np.float32)])
+        att = self.op("Softmax", [att], axis=-1)
+        o = self.op("MatMul", [att, v])
+        o = self.op("Transpose", [o], perm=[0, 2, 1, 3])
+        o = self.op("Reshape", [o, self.const([0, s, d])])
+        return self.linear(o, d, d, s)
+
+    def mlp(self, x: str, s: int, d: int, hidden: int, act: str = "gelu") -> str:
+        return self.linear(self.act(self.linear(x, d, hidden, s), act), hidden, d, s)
+
+    def transformer_layer(
+        self, x: str, s: int, d: int, heads: int, ratio: int, *, attn: bool = True, mlp: bool = True
+    ) -> str:
+        if attn:
+            x = self.op("Add", [x, self.attention(self.layer_norm(x, d), s, d, heads)])
+        if mlp:
+            x = self.op("Add", [x, self.mlp(self.layer_norm(x, d), s, d, d * ratio)])
+        return x
+
+    def model(self, out: str, input_shape: Sequence[int], name: str) -> onnx.ModelProto:
+        x = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *input_shape])
+        y = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
+        g = helper.make_graph(self.nodes, name, [x], [y], self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nascost.sampler")
+        m.ir_version = 8
+        # declare the output's inferred type and shape (the checker wants a shape)
+        skel = onnx.ModelProto()
+        skel.CopyFrom(m)
+        del skel.graph.initializer[:]
+        del skel.graph.output[:]
+        skel.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in self.inits)
+        inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(skel).graph.value_info}
+        if out in inferred:
+            m.graph.output[0].CopyFrom(inferred[out])
+        return m
+
+
+def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+# --------------------------------------------------------------------------- training families
+
+_CNN_KINDS = {
+    "conv_plain": "plain",
+    "conv_dwsep": "dwsep",
+    "conv_grouped": "grouped",
+    "conv_se": "se",
+    "conv_residual": "residual",
+    "conv_inverted_bottleneck": "ib",
+}
+
+
+def _cnn_block(
+    b: _Builder, x: str, kind: str, cin: int, cout: int, hw: int, stride: int, cfg: dict[str, Any]
+) -> tuple[str, int]:
+    k, act = cfg["kernel"], cfg["act"]
+    if kind == "plain":
+        y, hw2 = b.conv(x, cin, cout, k, hw, stride=stride)
+        return b.act(y, act), hw2
+    if kind == "dwsep":
+        y, hw2 = b.conv(x, cin, cin, k, hw, stride=stride, groups=cin)
+        y = b.act(y, act)
+        y, _ = b.conv(y, cin, cout, 1, hw2)
+        return b.act(y, act), hw2
+    if kind == "grouped":
+        g = math.gcd(math.gcd(cin, cout), cfg["groups"])
+        y, hw2 = b.conv(x, cin, cout, k, hw, stride=stride, groups=g)
+        return b.act(y, act), hw2
+    if kind == "se":
+        y, hw2 = b.conv(x, cin, cout, k, hw, stride=stride)
+        y = b.act(y, act)
+        return b.se(y, cout, cfg["se_ratio"]), hw2
+    if kind == "residual":
+        y, hw2 = b.conv(x, cin, cout, k, hw, stride=stride)
+        y = b.act(y, act)
+        y, _ = b.conv(y, cout, cout, k, hw2)
+        if stride != 1 or cin != cout:
+            x, _ = b.conv(x, cin, cout, 1, hw, stride=stride)
+        return b.act(b.op("Add", [y, x]), act), hw2
+    if kind == "ib":
+        hidden = cin * cfg["expand"]
+        y, _ = b.conv(x, cin, hidden, 1, hw)
+        y = b.act(y, act)
+        y, hw2 = b.conv(y, hidden, hidden, k, hw, stride=stride, groups=hidden)
+        y = b.act(y, act)
+        if cfg.get("se"):
+            y = b.se(y, hidden, 4)
+        y, _ = b.conv(y, hidden, cout, 1, hw2)
+        if stride == 1 and cin == cout:
+            y = b.op("Add", [y, x])
+        return y, hw2
+    raise ValueError(kind)
+
+
+def _build_cnn(family: str, rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    kind = _CNN_KINDS[family]
+    cfg: dict[str, Any] = {
+        "resolution": int(_pick(rng, [32, 48, 64, 96, 112, 128, 160, 192, 224])),
+        "width": int(_pick(rng, [8, 12, 16, 24, 32, 48, 64])),
+        "stages": int(rng.integers(1, 5)),
+        "blocks_per_stage": int(rng.integers(1, 4)),
+        "kernel": int(_pick(rng, [1, 3, 3, 5, 7] if kind in ("dwsep", "ib") else [1, 3, 3, 3, 5])),
+        "act": str(_pick(rng, ["relu", "relu", "relu6", "silu", "hardswish"])),
+        "width_mult": float(_pick(rng, [1.5, 2.0])),
+        "groups": int(_pick(rng, [2, 4, 8])),
+        "se_ratio": int(_pick(rng, [4, 8, 16])),
+        "expand": int(_pick(rng, [2, 3, 4, 6])),
+        "se": bool(rng.integers(2)),
+        "classes": int(_pick(rng, [10, 100, 1000])),
+    }
+    b = _Builder(rng)
+    hw = cfg["resolution"]
+    c = cfg["width"]
+    x, hw = b.conv(INPUT_NAME, 3, c, 3, hw, stride=2)
+    x = b.act(x, cfg["act"])
+    for s in range(cfg["stages"]):
+        cout = c if s == 0 else round(c * cfg["width_mult"] / 4) * 4
+        for i in range(cfg["blocks_per_stage"]):
+            stride = 2 if (i == 0 and s > 0 and hw >= 4) else 1
+            x, hw = _cnn_block(b, x, kind, c, cout, hw, stride, cfg)
+            c = cout
+    x = b.head(x, c, cfg["classes"])
+    shape = (3, cfg["resolution"], cfg["resolution"])
+    return b.model(x, shape, family), cfg, shape, b.macs
+
+
+def _build_transformer(
+    family: str, rng: np.random.Generator
+) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    d = int(_pick(rng, [32, 64, 96, 128, 192, 256, 384]))
+    heads = int(_pick(rng, [h for h in (1, 2, 4, 6, 8) if d % h == 0 and d // h >= 16]))
+    cfg: dict[str, Any] = {
+        "dim": d,
+        "heads": heads,
+        "seq_len": int(_pick(rng, [8, 16, 32, 49, 64, 128, 196, 256])),
+        "depth": int(rng.integers(1, 5)),
+        "mlp_ratio": int(_pick(rng, [2, 3, 4])),
+        "act": str(_pick(rng, ["gelu", "gelu", "relu"])),
+    }
+    b = _Builder(rng)
+    s = cfg["seq_len"]
+    x = INPUT_NAME
+    for _ in range(cfg["depth"]):
+        if family == "transformer_attention":
+            x = b.transformer_layer(x, s, d, heads, cfg["mlp_ratio"], mlp=False)
+        elif family == "transformer_mlp":
+            x = b.op("Add", [x, b.mlp(b.layer_norm(x, d), s, d, d * cfg["mlp_ratio"], cfg["act"])])
+        elif family == "transformer_block":
+            x = b.transformer_layer(x, s, d, heads, cfg["mlp_ratio"])
+        else:  # mixer: token MLP over S, channel MLP over D
+            t = b.op("Transpose", [b.layer_norm(x, d)], perm=[0, 2, 1])
+            t = b.mlp(t, d, s, max(8, s * cfg["mlp_ratio"] // 2), cfg["act"])
+            x = b.op("Add", [x, b.op("Transpose", [t], perm=[0, 2, 1])])
+            x = b.op("Add", [x, b.mlp(b.layer_norm(x, d), s, d, d * cfg["mlp_ratio"], cfg["act"])])
+    x = b.layer_norm(x, d)
+    shape = (s, d)
+    return b.model(x, shape, family), cfg, shape, b.macs
+
+
+# --------------------------------------------------------------------------- held-out families
+
+
+def _build_resnet50_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    cfg: dict[str, Any] = {
+        "resolution": int(_pick(rng, [64, 96, 128, 160])),
+        "base": int(_pick(rng, [8, 16, 24])),
+        "stage_blocks": [int(v) for v in _pick(rng, [(1, 1, 1, 1), (1, 2, 2, 1), (2, 2, 2, 2), (3, 4, 6, 3)])],
+    }
+    b = _Builder(rng)
+    hw = cfg["resolution"]
+    c = cfg["base"]
+    x, hw = b.conv(INPUT_NAME, 3, c, 7, hw, stride=2)
+    x = b.op("Relu", [x])
+    x = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    hw = (hw + 2 - 3) // 2 + 1
+    for s, n in enumerate(cfg["stage_blocks"]):
+        mid = cfg["base"] * 2**s
+        out = mid * 4
+        for i in range(n):
+            stride = 2 if (i == 0 and s > 0) else 1
+            y, _ = b.conv(x, c, mid, 1, hw)
+            y = b.op("Relu", [y])
+            y, hw2 = b.conv(y, mid, mid, 3, hw, stride=stride)
+            y = b.op("Relu", [y])
+            y, _ = b.conv(y, mid, out, 1, hw2)
+            sc = x
+            if i == 0:
+                sc, _ = b.conv(x, c, out, 1, hw, stride=stride)
+            x = b.op("Relu", [b.op("Add", [y, sc])])
+            c, hw = out, hw2
+    x = b.head(x, c, 1000)
+    shape = (3, cfg["resolution"], cfg["resolution"])
+    return b.model(x, shape, "resnet50_like"), cfg, shape, b.macs
+
+
+def _build_mobilenetv2_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    mult = float(_pick(rng, [0.35, 0.5, 0.75, 1.0]))
+    cfg: dict[str, Any] = {"resolution": int(_pick(rng, [96, 128, 160, 192, 224])), "width_mult": mult}
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
+
+    def ch(v: float) -> int:
+        return max(8, int(v * mult + 4) // 8 * 8)
+
+    b = _Builder(rng)
+    hw = cfg["resolution"]
+    c = ch(32)
+    x, hw = b.conv(INPUT_NAME, 3, c, 3, hw, stride=2)
+    x = b.act(x, "relu6")
+    for t, cc, n, s in settings:
+        cout = ch(cc)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = c * t
+            y = x
+            if t != 1:
+                y, _ = b.conv(y, c, hidden, 1, hw)
+                y = b.act(y, "relu6")
+            y, hw2 = b.conv(y, hidden, hidden, 3, hw, stride=stride, groups=hidden)
+            y = b.act(y, "relu6")
+            y, _ = b.conv(y, hidden, cout, 1, hw2)
+            if stride == 1 and c == cout:
+                y = b.op("Add", [y, x])
+            x, c, hw = y, cout, hw2
+    last = max(1280, ch(1280)) if mult > 1.0 else 1280
+    x, _ = b.conv(x, c, last, 1, hw)
+    x = b.act(x, "relu6")
+    x = b.head(x, last, 1000)
+    shape = (3, cfg["resolution"], cfg["resolution"])
+    return b.model(x, shape, "mobilenetv2_like"), cfg, shape, b.macs
+
+
+def _build_vit_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    d = int(_pick(rng, [64, 128, 192, 256]))
+    cfg: dict[str, Any] = {
+        "resolution": int(_pick(rng, [64, 96, 112, 128])),
+        "patch": int(_pick(rng, [8, 16])),
+        "dim": d,
+        "heads": int(_pick(rng, [h for h in (2, 3, 4) if d % h == 0])),
+        "depth": int(rng.integers(2, 7)),
+        "mlp_ratio": 4,
+    }
+    b = _Builder(rng)
+    p = cfg["patch"]
+    x, hw = b.conv(INPUT_NAME, 3, d, p, cfg["resolution"], stride=p, pad=0)
+    s = hw * hw
+    x = b.op("Reshape", [x, b.const([0, d, s])])
+    x = b.op("Transpose", [x], perm=[0, 2, 1])
+    x = b.op("Add", [x, b.weight((1, s, d), fan_in=d)])
+    for _ in range(cfg["depth"]):
+        x = b.transformer_layer(x, s, d, cfg["heads"], cfg["mlp_ratio"])
+    x = b.layer_norm(x, d)
+    x = b.op("ReduceMean", [x], axes=[1], keepdims=0)
+    b.macs += d * 1000
+    x = b.op("Gemm", [x, b.weight((1000, d)), b.weight((1000,), fan_in=d)], transB=1)
+    cfg["tokens"] = s
+    shape = (3, cfg["resolution"], cfg["resolution"])
+    return b.model(x, shape, "vit_like"), cfg, shape, b.macs
+
+
+def _build_convnext_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    cfg: dict[str, Any] = {
+        "resolution": int(_pick(rng, [64, 96, 128, 160])),
+        "base": int(_pick(rng, [16, 24, 32, 48])),
+        "stage_blocks": [int(v) for v in _pick(rng, [(1, 1, 1, 1), (1, 1, 3, 1), (2, 2, 2, 2), (3, 3, 9, 3)])],
+    }
+    b = _Builder(rng)
+    hw = cfg["resolution"]
+    c = cfg["base"]
+    x, hw = b.conv(INPUT_NAME, 3, c, 4, hw, stride=4, pad=0)
+    for s, n in enumerate(cfg["stage_blocks"]):
+        if s > 0:
+            x, hw = b.conv(x, c, c * 2, 2, hw, stride=2, pad=0)
+            c *= 2
+        for _ in range(n):
+            y, _ = b.conv(x, c, c, 7, hw, groups=c)
+            y = b.op("Transpose", [y], perm=[0, 2, 3, 1])
+            y = b.layer_norm(y, c)
+            y = b.mlp(y, hw * hw, c, 4 * c)
+            y = b.op("Transpose", [y], perm=[0, 3, 1, 2])
+            x = b.op("Add", [x, y])
+    x = b.head(x, c, 1000)
+    shape = (3, cfg["resolution"], cfg["resolution"])
+    return b.model(x, shape, "convnext_like"), cfg, shape, b.macs
+
+
+_BUILDERS: dict[str, Callable[[np.random.Generator], tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]]] = {
+    **{f: functools.partial(_build_cnn, f) for f in _CNN_KINDS},
+    **{
+        f: functools.partial(_build_transformer, f)
+        for f in ("transformer_attention", "transformer_mlp", "transformer_block", "mixer")
+    },
+    "resnet50_like": _build_resnet50_like,
+    "mobilenetv2_like": _build_mobilenetv2_like,
+    "vit_like": _build_vit_like,
+    "convnext_like": _build_convnext_like,
+}
+
+
+def build(family: str, seed: int, *, max_macs_per_example: float = 300e6, max_tries: int = 50) -> ArchSample:
+    """One model of ``family``, deterministic in ``seed``; redrawn until it is under the MACs cap."""
+    fn = _BUILDERS.get(family)
+    if fn is None:
+        raise InvalidRequestError(f"unknown family {family!r}; known: {sorted(_BUILDERS)}")
+    best: ArchSample | None = None
+    for attempt in range(max_tries):
+        rng = np.random.default_rng([seed, attempt])
+        model, cfg, shape, macs = fn(rng)
+        s = ArchSample(family, cfg, model, shape, int(macs), seed)
+        if macs <= max_macs_per_example:
+            return s
+        if best is None or macs < best.macs_per_example:
+            best = s
+    assert best is not None
+    return best
+
+
+class ArchitectureSampler:
+    """Deterministic stream of sampled architectures.
+
+    Args:
+        seed: the stream's seed; the i-th sample of a family depends only on (seed, family, i).
+        families: the families to draw from (default: the training families).
+        max_macs_per_example: models above this are redrawn (keeps measurement cheap).
+    """
+
+    def __init__(
+        self, seed: int = 0, *, families: Sequence[str] = TRAIN_FAMILIES, max_macs_per_example: float = 300e6
+    ) -> None:
+        unknown = [f for f in families if f not in _BUILDERS]
+        if unknown or not families:
+            raise InvalidRequestError(f"unknown or no families: {unknown}")
+        self.seed = seed
+        self.families = tuple(families)
+        self.max_macs_per_example = max_macs_per_example
+        self._rng = np.random.default_rng([seed, 7919])
+        self._counts: dict[str, int] = dict.fromkeys(self.families, 0)
+
+    def sample(self, family: str | None = None, *, weights: Sequence[float] | None = None) -> ArchSample:
+        """Draw one model: of ``family``, or of a family drawn with ``weights`` (uniform by default)."""
+        if family is None:
+            p = None
+            if weights is not None:
+                w = np.asarray(weights, dtype=np.float64)
+                p = w / w.sum()
+            family = self.families[int(self._rng.choice(len(self.families), p=p))]
+        elif family not in self._counts:
+            raise InvalidRequestError(f"family {family!r} is not in this sampler's families")
+        i = self._counts[family]
+        self._counts[family] = i + 1
+        fseed = int(np.random.default_rng([self.seed, self.families.index(family), i]).integers(2**31))
+        return build(family, fseed, max_macs_per_example=self.max_macs_per_example)
+
+    def samples(self, n: int) -> list[ArchSample]:
+        return [self.sample() for _ in range(n)]
+
+
+def heldout_samples(n_per_family: int, seed: int = 1, *, max_macs_per_example: float = 300e6) -> list[ArchSample]:
+    """``n_per_family`` models of each held-out family, interleaved."""
+    sampler = ArchitectureSampler(seed, families=HELDOUT_FAMILIES, max_macs_per_example=max_macs_per_example)
+    return [sampler.sample(f) for _ in range(n_per_family) for f in HELDOUT_FAMILIES]
