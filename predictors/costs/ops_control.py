@@ -14,6 +14,8 @@ ONNX inference gives its values (one iteration's shapes for a body).
 * **Scan**: ``body x`` the scan axis length of the first scan input (known from shapes).
 * **SequenceMap**: ``body x`` the number of sequence elements, which a static graph does
   not know: one iteration is counted and noted.
+* Bodies' ``flops_min`` / ``flops_max`` (an If inside a Loop) are multiplied by the trip
+  count like their ``flops``.
 
 Memory traffic of the subgraph (its inputs read, outputs and weights, times the trip
 count, the dearer branch for If) is added to the node's activation reads, on top of the
@@ -70,6 +72,8 @@ def _body_cost(node: Node, body: Graph, trips: int | None, label: str, notes: li
         flops=a.flops * n - _mac_flops(macs),
         read_bytes=_own_reads(node) + mem,
         branches=(branch,),
+        flops_min=a.flops_min * n,
+        flops_max=a.flops_max * n,
         trip_count=trips,
         note="; ".join(notes),
     )

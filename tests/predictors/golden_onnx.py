@@ -250,9 +250,9 @@ case("LinearAttention", single("LinearAttention", [In("q", [2, 3, 32]), In("k", 
 # --------------------------------------------------------------------------- einsum
 case("Einsum", single("Einsum", [In("a", [2, 3, 4]), In("b", [2, 4, 5])], {"equation": "bij,bjk->bik"}), name="bmm",
      macs=120, flops=240, torchvision_macs=120)
-case("Einsum", single("Einsum", [In("a", [2, 3, 4]), In("b", [4, 5])], {"equation": "...ij,jk"}), name="implicit-ellipsis", macs=120)
+case("Einsum", single("Einsum", [In("a", [2, 3, 4]), In("b", [4, 5])], {"equation": "...ij,jk"}), name="implicit-ellipsis", macs=120, flops=240)
 case("Einsum", single("Einsum", [In("a", [2, 3]), In("b", [3, 4]), In("c", [4, 5])], {"equation": "ij,jk,kl->il"}), name="three-operands",
-     macs=2 * 120, note="naive")
+     macs=2 * 120, flops=4 * 120, note="naive")
 case("Einsum", single("Einsum", [In("a", [3, 4])], {"equation": "ij->i"}), name="sum", flops=12, macs=0)
 case("Einsum", single("Einsum", [In("a", [3, 4]), In("b", [3, 4])], {"equation": "ij,ij->ij"}), name="hadamard", flops=12, macs=0)
 case("Einsum", single("Einsum", [In("a", [3, 4])], {"equation": "ij->ji"}), name="transpose", flops=0)
