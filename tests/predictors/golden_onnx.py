@@ -7,8 +7,12 @@ the handler. ``flops`` is the total (``2 * macs`` + other FLOPs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
-from goldenlib import F32, I64, GoldenCase, In, Init, floats, ints, make_model, single
+import onnx
+from goldenlib import F32, I64, GoldenCase, In, Init, InputSpec, floats, ints, make_model, single
 from onnx import TensorProto as T
 from onnx import helper
 
@@ -68,7 +72,7 @@ case("MatMul", single("MatMul", [In("a", [2, 1, 4, 5]), In("b", [3, 5, 6])]), ma
      flops=2 * 720, torchvision_macs=720)
 
 # --------------------------------------------------------------------------- normalization
-BN_IN = [In("x", [2, 3, 4, 5]), Init("s", floats(3)), Init("b", floats(3)), Init("m", floats(3)), Init("v", np.ones(3, np.float32))]
+BN_IN: list[InputSpec] = [In("x", [2, 3, 4, 5]), Init("s", floats(3)), Init("b", floats(3)), Init("m", floats(3)), Init("v", np.ones(3, np.float32))]
 case("BatchNormalization", single("BatchNormalization", BN_IN), flops=4 * 120 + 3 * 3)
 case("BatchNormalization", single("BatchNormalization", BN_IN, {"training_mode": 1}, n_outputs=3),
      name="training", flops=8 * 120 + 9 * 3)
@@ -112,7 +116,7 @@ case("MaxRoiPool", single("MaxRoiPool", [In("x", [1, 2, 8, 8]), In("r", [3, 5])]
 S23 = In("x", [2, 3])
 SEQ = [helper.make_node("SequenceConstruct", ["x", "x2"], ["seq"])]
 OPT = [helper.make_node("Optional", ["x"], ["opt"])]
-FREE = [
+FREE: list[tuple[str, list[InputSpec], dict[str, Any], int, Sequence[onnx.NodeProto]]] = [
     ("Reshape", [X, Init("shape", ints(4, 6))], {}, 1, ()),
     ("Flatten", [X], {"axis": 1}, 1, ()),
     ("Squeeze", [In("x", [2, 1, 4]), Init("axes", ints(1))], {}, 1, ()),
@@ -175,12 +179,12 @@ FREE = [
 ]
 for op, ins, attrs, n_out, pre in FREE:
     if pre is SEQ:
-        extra = [i for i in ins if not isinstance(i, str) and i is not S23]
+        seq_extra = [i for i in ins if not isinstance(i, str) and i is not S23]
         names = [i if isinstance(i, str) else i.name for i in ins]
 
-        def build(op=op, attrs=attrs, names=names, extra=extra):
+        def build(op=op, attrs=attrs, names=names, seq_extra=seq_extra):
             node = helper.make_node(op, names, ["y0"], **attrs)
-            return make_model([*SEQ, node], [S23, In("x2", [2, 3]), *extra], ["y0"])
+            return make_model([*SEQ, node], [S23, In("x2", [2, 3]), *seq_extra], ["y0"])
 
         case(op, build, flops=0, macs=0)
         continue
@@ -259,7 +263,7 @@ case("Einsum", single("Einsum", [In("a", [3, 4])], {"equation": "ij->ji"}), name
 case("Einsum", single("Einsum", [In("a", [3, 3])], {"equation": "ii->i"}), name="diagonal", flops=0)
 
 # --------------------------------------------------------------------------- resize and sampling
-R_IN = [In("x", [1, 2, 4, 4]), "", Init("scales", np.array([1, 1, 2, 2], np.float32))]
+R_IN: list[InputSpec] = [In("x", [1, 2, 4, 4]), "", Init("scales", np.array([1, 1, 2, 2], np.float32))]
 case("Resize", single("Resize", R_IN, {"mode": "nearest"}), name="nearest", flops=0, note="nearest")
 case("Resize", single("Resize", R_IN, {"mode": "linear"}), name="linear", flops=2 * 4 * 128)
 case("Resize", single("Resize", R_IN, {"mode": "cubic"}), name="cubic", flops=2 * 16 * 128)
@@ -270,7 +274,7 @@ case("Upsample", single("Upsample", [In("x", [1, 1, 2, 2]), Init("scales", np.ar
 case("GridSample", single("GridSample", [In("x", [1, 2, 4, 4]), In("g", [1, 3, 3, 2])]), flops=2 * 4 * 18 + 2 * 18)
 case("GridSample", single("GridSample", [In("x", [1, 2, 4, 4]), In("g", [1, 3, 3, 2])], {"mode": "nearest"}), name="nearest", flops=2 * 18)
 case("AffineGrid", single("AffineGrid", [In("t", [2, 2, 3]), Init("size", ints(2, 1, 4, 5))]), macs=80 * 3, flops=2 * 80 * 3)
-ROI = [In("x", [1, 2, 8, 8]), In("r", [3, 4]), In("bi", [3], I64)]
+ROI: list[InputSpec] = [In("x", [1, 2, 8, 8]), In("r", [3, 4]), In("bi", [3], I64)]
 case("RoiAlign", single("RoiAlign", ROI, {"output_height": 2, "output_width": 2, "sampling_ratio": 2}), flops=24 * 4 * 9 + 24)
 case("RoiAlign", single("RoiAlign", ROI, {"output_height": 2, "output_width": 2, "mode": "max"}), name="adaptive-max",
      flops=24 * 4 * 9, note="adaptive")

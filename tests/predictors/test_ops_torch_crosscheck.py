@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import helper
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -26,15 +28,12 @@ from goldenlib import In, Init, make_model, single
 from nascost.predictors.analysis import analyze
 from nascost.predictors.graph import load_graph
 
-torch = pytest.importorskip("torch")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
 
 def _export(module: torch.nn.Module, *args: torch.Tensor) -> onnx.ModelProto:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=17)
+        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=17)  # type: ignore[arg-type]
     return onnx.load_from_string(buf.getvalue())
 
 
