@@ -2,11 +2,15 @@
 
 Gathers read only the rows they take (an embedding lookup does not read its whole table);
 Shape and Size read only metadata.
+
+Two movers do arithmetic and are counted: ScatterND / ScatterElements with a
+``reduction`` (add, mul, max, min) cost 1 per update element; Col2Im sums overlapping
+blocks, 1 add per input element (on floats).
 """
 
 from __future__ import annotations
 
-from nascost.predictors.costs.common import need
+from nascost.predictors.costs.common import float_out_numel, need
 from nascost.predictors.costs.registry import OpCost, register_cost, register_free
 from nascost.predictors.graph import Node
 
@@ -14,8 +18,8 @@ register_free(
     "data movement or view: no arithmetic",
     "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice",
     "Identity", "Expand", "Tile", "Pad", "DepthToSpace", "SpaceToDepth", "Dropout",
-    "GatherElements", "GatherND", "ScatterND", "ScatterElements", "Scatter", "Where",
-    "Cast", "CastLike", "Compress", "ReverseSequence", "Trilu", "OneHot", "Col2Im",
+    "GatherElements", "GatherND", "Scatter", "Where",
+    "Cast", "CastLike", "Compress", "ReverseSequence", "Trilu", "OneHot",
     "SplitToSequence", "ConcatFromSequence", "SequenceAt", "SequenceConstruct",
     "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength", "Optional",
     "OptionalGetElement", "OptionalHasElement", "CenterCropPad", "TensorScatter",
@@ -50,3 +54,19 @@ def gather(node: Node) -> OpCost:
     if data.is_weight or data.is_constant:
         return OpCost(read_bytes=indices.nbytes, weight_read_bytes=taken)
     return OpCost(read_bytes=indices.nbytes + taken, weight_read_bytes=0)
+
+
+@register_cost("ScatterND", "ScatterElements")
+def scatter(node: Node) -> OpCost:
+    """A copy, unless ``reduction`` combines each update with the data: 1 per update."""
+    if node.attrs.get_string("reduction", "none") == "none":
+        return OpCost()
+    updates = need(node, 2)
+    return OpCost(flops=updates.numel if updates.is_float else 0)
+
+
+@register_cost("Col2Im")
+def col2im(node: Node) -> OpCost:
+    """Overlapping blocks are summed: 1 add per input element."""
+    x = need(node, 0)
+    return OpCost(flops=x.numel if float_out_numel(node) else 0)

@@ -20,7 +20,7 @@ appear exactly once, in alphabetical order.
 
 from __future__ import annotations
 
-from nascost.predictors.costs.common import need
+from nascost.predictors.costs.common import need, weight_index
 from nascost.predictors.costs.registry import OpCost, register_cost
 from nascost.predictors.graph import Node
 
@@ -98,4 +98,4 @@ def einsum(node: Node) -> OpCost:
     if not contracted:
         return OpCost(flops=(k - 1) * space)
     note = "naive single-loop count over all operands" if k > 2 else ""
-    return OpCost(macs=(k - 1) * space, torchvision=True, note=note)
+    return OpCost(macs=(k - 1) * space, torchvision=True, note=note, sparse_input=weight_index(node, range(k)))

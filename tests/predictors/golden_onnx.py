@@ -143,7 +143,6 @@ FREE: list[tuple[str, list[InputSpec], dict[str, Any], int, Sequence[onnx.NodePr
     ("ReverseSequence", [In("x", [3, 2, 4]), Init("l", ints(3, 2))], {"batch_axis": 1, "time_axis": 0}, 1, ()),
     ("Trilu", [In("x", [3, 3])], {}, 1, ()),
     ("OneHot", [Init("i", ints(0, 2, 1)), Init("d", np.array(4, np.int64)), Init("v", np.array([0.0, 1.0], np.float32))], {}, 1, ()),
-    ("Col2Im", [In("x", [1, 4, 4]), Init("img", ints(3, 3)), Init("blk", ints(2, 2))], {}, 1, ()),
     ("SplitToSequence", [S23], {}, 1, ()),
     ("SequenceConstruct", [S23, In("x2", [2, 3])], {}, 1, ()),
     ("SequenceEmpty", [], {}, 1, ()),
@@ -195,6 +194,13 @@ for op, ins, attrs, n_out, pre in FREE:
         case(op, build_opt, flops=0, macs=0)
         continue
     case(op, single(op, ins, attrs, n_outputs=n_out), flops=0, macs=0)
+# Scatter with a reduction combines each update with the data: 1 per update element.
+case("ScatterND", single("ScatterND", [S23, Init("i", np.array([[0]], np.int64)), In("u", [1, 3])], {"reduction": "add"}),
+     name="reduction-add", flops=3)
+case("ScatterElements", single("ScatterElements", [S23, Init("i", np.zeros((1, 3), np.int64)), In("u", [1, 3])],
+                               {"reduction": "max"}), name="reduction-max", flops=3)
+# Col2Im: (1, 1*2*2, 4) columns summed into a 3x3 image: 1 add per input element.
+case("Col2Im", single("Col2Im", [In("x", [1, 4, 4]), Init("img", ints(3, 3)), Init("blk", ints(2, 2))]), flops=16)
 # Scatter is deprecated since opset 11: build it at opset 10.
 case("Scatter", single("Scatter", [S23, Init("i", np.zeros((1, 3), np.int64)), In("u", [1, 3])], opset=10), flops=0)
 # Identity's memory: reads its input once, writes its output once.
@@ -257,6 +263,11 @@ case("Einsum", single("Einsum", [In("a", [2, 3, 4]), In("b", [2, 4, 5])], {"equa
 case("Einsum", single("Einsum", [In("a", [2, 3, 4]), In("b", [4, 5])], {"equation": "...ij,jk"}), name="implicit-ellipsis", macs=120, flops=240)
 case("Einsum", single("Einsum", [In("a", [2, 3]), In("b", [3, 4]), In("c", [4, 5])], {"equation": "ij,jk,kl->il"}), name="three-operands",
      macs=2 * 120, flops=4 * 120, note="naive")
+# Half of the weight's entries are zero: effective (sparsity-aware) MACs halve.
+_W_HALF = floats(3, 4)
+_W_HALF.reshape(-1)[:6] = 0.0
+case("Einsum", single("Einsum", [In("a", [2, 3]), Init("w", _W_HALF)], {"equation": "ij,jk->ik"}), name="sparse-weight",
+     macs=24, flops=48, effective_flops=24)
 case("Einsum", single("Einsum", [In("a", [3, 4])], {"equation": "ij->i"}), name="sum", flops=12, macs=0)
 case("Einsum", single("Einsum", [In("a", [3, 4]), In("b", [3, 4])], {"equation": "ij,ij->ij"}), name="hadamard", flops=12, macs=0)
 case("Einsum", single("Einsum", [In("a", [3, 4])], {"equation": "ij->ji"}), name="transpose", flops=0)
