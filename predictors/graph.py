@@ -694,6 +694,30 @@ def _fingerprint(raw: bytes | memoryview) -> bytes:
     return bytes(raw[:64]) + bytes(raw[-64:]) + bytes(np.frombuffer(raw, dtype=np.uint8)[::step][:64])
 
 
+def _transposed_twin(
+    name: str,
+    raw: bytes | memoryview,
+    elem_type: int,
+    dims: tuple[int, ...],
+    by_shape2d: dict[tuple[int, tuple[int, ...]], list[tuple[str, bytes | memoryview]]],
+) -> str | None:
+    """An earlier 2-D weight whose transpose this one is (exporters store ``W^T`` of a
+    tied weight as a new initializer: GPT-style tied output projections)."""
+    bits = element_bits(elem_type)
+    udt = _UINT_OF_BITS.get(bits)
+    found = None
+    if udt is not None and len(raw) == dims[0] * dims[1] * bits // 8:
+        mine = np.frombuffer(raw, dtype=udt).reshape(dims)
+        for other_name, other_raw in by_shape2d.get((elem_type, (dims[1], dims[0])), ()):
+            other = np.frombuffer(other_raw, dtype=udt).reshape(dims[1], dims[0])
+            k = min(64, dims[1])
+            if np.array_equal(mine[0, :k], other[:k, 0]) and np.array_equal(mine, other.T):
+                found = other_name
+                break
+    by_shape2d.setdefault((elem_type, dims), []).append((name, raw))
+    return found
+
+
 def _weight_infos(
     g: onnx.GraphProto, payloads: Sequence[memoryview | None] | None = None
 ) -> tuple[dict[str, WeightInfo], bool]:
@@ -714,6 +738,7 @@ def _weight_infos(
             for a in node.attribute:
                 if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
                     tensors.append((a.t, True, node.output[0], None))
+    by_shape2d: dict[tuple[int, tuple[int, ...]], list[tuple[str, bytes | memoryview]]] = {}
     for t, from_const, name, cut in tensors:
         dims = tuple(t.dims)
         numel = math.prod(dims)
@@ -732,6 +757,8 @@ def _weight_infos(
                     duplicate_of = other_name or None
                     break
             group.append((name, raw))
+            if duplicate_of is None and len(dims) == 2 and dims[0] != dims[1]:
+                duplicate_of = _transposed_twin(name, raw, elem_type, dims, by_shape2d)
         weights[name] = WeightInfo(
             name=name,
             elem_type=elem_type,
