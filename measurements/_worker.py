@@ -33,7 +33,7 @@ def _send(fd: int, message: dict[str, Any]) -> None:
 def _set_limit(which: int, value: int | None) -> None:
     if value is None:
         return
-    soft, hard = resource.getrlimit(which)
+    _soft, hard = resource.getrlimit(which)
     new_hard = value if hard == resource.RLIM_INFINITY else min(hard, value)
     resource.setrlimit(which, (min(value, new_hard), new_hard))
 
@@ -45,7 +45,7 @@ def apply_limits(limits: dict[str, Any]) -> None:
         _set_limit(resource.RLIMIT_AS, int(limits["address_space_bytes"]))
     if limits.get("cpu_time_s"):
         cpu = int(limits["cpu_time_s"])
-        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
         new_hard = cpu + 5 if hard == resource.RLIM_INFINITY else min(hard, cpu + 5)
         resource.setrlimit(resource.RLIMIT_CPU, (min(cpu, new_hard), new_hard))
     if limits.get("file_size_bytes"):
@@ -93,14 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         shapes = None
         if shapes_d is not None:
             shapes = ShapeRequest(
-                input_shapes={k: tuple(int(x) for x in v) for k, v in shapes_d.get("input_shapes", {}).items()},
+                input_shapes={
+                    k: tuple(int(x) for x in v) for k, v in shapes_d.get("input_shapes", {}).items()
+                },
                 dim_values={k: int(v) for k, v in shapes_d.get("dim_values", {}).items()},
             )
 
         def progress(stage_name: str, fraction: float, message: str) -> None:
             nonlocal stage
             stage = stage_name
-            _send(fd, {"type": "progress", "stage": stage_name, "fraction": fraction, "message": message})
+            _send(
+                fd,
+                {"type": "progress", "stage": stage_name, "fraction": fraction, "message": message},
+            )
 
         stage = "loading"
         result, opt_path = run_measurement(
@@ -122,10 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     except MemoryError as e:
-        _send(fd, {"type": "error", "kind": "limit", "stage": stage, "message": f"out of memory while {stage}: {_first_line(e)}"})
+        _send(
+            fd,
+            {
+                "type": "error",
+                "kind": "limit",
+                "stage": stage,
+                "message": f"out of memory while {stage}: {_first_line(e)}",
+            },
+        )
         return 3
     except InvalidRequestError as e:
-        _send(fd, {"type": "error", "kind": "invalid_request", "stage": stage, "message": _first_line(e)})
+        _send(
+            fd,
+            {"type": "error", "kind": "invalid_request", "stage": stage, "message": _first_line(e)},
+        )
         return 2
     except Exception as e:
         message = _first_line(e)
@@ -135,7 +151,16 @@ def main(argv: list[str] | None = None) -> int:
             kind = "invalid_model"
         else:
             kind = "internal"
-        _send(fd, {"type": "error", "kind": kind, "stage": stage, "message": message, "exception": type(e).__name__})
+        _send(
+            fd,
+            {
+                "type": "error",
+                "kind": kind,
+                "stage": stage,
+                "message": message,
+                "exception": type(e).__name__,
+            },
+        )
         return 2
 
 

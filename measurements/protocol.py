@@ -55,11 +55,15 @@ class TimingOptions:
         if self.warmup_runs < 0:
             raise InvalidRequestError(f"warmup_runs must be >= 0, got {self.warmup_runs}")
         if self.runs_per_window < 0:
-            raise InvalidRequestError(f"runs_per_window must be >= 0 (0 = adaptive), got {self.runs_per_window}")
+            raise InvalidRequestError(
+                f"runs_per_window must be >= 0 (0 = adaptive), got {self.runs_per_window}"
+            )
         if self.stable_windows < 1:
             raise InvalidRequestError(f"stable_windows must be >= 1, got {self.stable_windows}")
         if not (self.stability_threshold_pct > 0 and math.isfinite(self.stability_threshold_pct)):
-            raise InvalidRequestError(f"stability_threshold_pct must be > 0, got {self.stability_threshold_pct}")
+            raise InvalidRequestError(
+                f"stability_threshold_pct must be > 0, got {self.stability_threshold_pct}"
+            )
         if not (self.time_budget_s > 0 and math.isfinite(self.time_budget_s)):
             raise InvalidRequestError(f"time_budget_s must be > 0, got {self.time_budget_s}")
 
@@ -165,7 +169,9 @@ def spread_pct(values: Sequence[float]) -> float:
     return (hi - lo) / lo * 100.0
 
 
-def summarize(samples_s: Sequence[float], *, windows: int, stable: bool, window_spread: float, total_runs: int) -> LatencyStats:
+def summarize(
+    samples_s: Sequence[float], *, windows: int, stable: bool, window_spread: float, total_runs: int
+) -> LatencyStats:
     """Seconds per run -> :class:`LatencyStats` in milliseconds."""
     if not samples_s:
         raise ValueError("no timed runs")
@@ -190,7 +196,9 @@ def adaptive_runs(per_run_s: float) -> int:
     """Runs in an adaptive window for a model taking ``per_run_s`` per run."""
     if per_run_s <= 0:
         return ADAPTIVE_MAX_RUNS
-    return int(min(ADAPTIVE_MAX_RUNS, max(ADAPTIVE_MIN_RUNS, math.ceil(ADAPTIVE_WINDOW_S / per_run_s))))
+    return int(
+        min(ADAPTIVE_MAX_RUNS, max(ADAPTIVE_MIN_RUNS, math.ceil(ADAPTIVE_WINDOW_S / per_run_s)))
+    )
 
 
 def time_runs(
@@ -257,7 +265,11 @@ def time_runs(
         if on_window is not None:
             on_window(len(windows) - 1, medians[-1] * 1e3)
         complete = len(window) == per_window
-        if complete and len(medians) >= k and spread_pct(medians[-k:]) <= options.stability_threshold_pct:
+        if (
+            complete
+            and len(medians) >= k
+            and spread_pct(medians[-k:]) <= options.stability_threshold_pct
+        ):
             stable = True
             break
         if out_of_time():
@@ -267,5 +279,9 @@ def time_runs(
     samples = [s for w in last for s in w]
     spread = spread_pct(medians[-k:])
     total = sum(len(w) for w in windows)
-    logger.debug("timed %d runs in %d windows, stable=%s spread=%.2f%%", total, len(windows), stable, spread)
-    return summarize(samples, windows=len(windows), stable=stable, window_spread=spread, total_runs=total)
+    logger.debug(
+        "timed %d runs in %d windows, stable=%s spread=%.2f%%", total, len(windows), stable, spread
+    )
+    return summarize(
+        samples, windows=len(windows), stable=stable, window_spread=spread, total_runs=total
+    )

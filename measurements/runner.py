@@ -193,7 +193,9 @@ class BatchResult:
             peak_memory_bytes=int(d["peak_memory_bytes"]),
             kernels=tuple(KernelTiming.from_dict(k) for k in d.get("kernels", ())),
             arena_peak_bytes=None if arena is None else int(arena),
-            input_shapes={str(k): tuple(int(x) for x in v) for k, v in d.get("input_shapes", {}).items()},
+            input_shapes={
+                str(k): tuple(int(x) for x in v) for k, v in d.get("input_shapes", {}).items()
+            },
         )
 
 
@@ -233,7 +235,9 @@ class MeasurementResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, optimized_model: bytes | None = None) -> MeasurementResult:
+    def from_dict(
+        cls, d: Mapping[str, Any], *, optimized_model: bytes | None = None
+    ) -> MeasurementResult:
         return cls(
             batches=tuple(BatchResult.from_dict(b) for b in d["batches"]),
             session_load_ms=float(d["session_load_ms"]),
@@ -334,11 +338,15 @@ def resolve_input_shapes(
                             f"input {spec.name!r} axis {axis} is fixed at {want} by the graph; the request asks for {have}"
                         )
             if any(d < 1 for d in dims):
-                raise InvalidRequestError(f"input shape for {spec.name!r} must have every dim >= 1, got {list(dims)}")
+                raise InvalidRequestError(
+                    f"input shape for {spec.name!r} must have every dim >= 1, got {list(dims)}"
+                )
             out[spec.name] = dims
             continue
         if spec.shape is None:
-            raise InvalidRequestError(f"input {spec.name!r} has no declared shape; give its shape in the request")
+            raise InvalidRequestError(
+                f"input {spec.name!r} has no declared shape; give its shape in the request"
+            )
         dims_l: list[int] = []
         missing: list[str] = []
         for axis, d in enumerate(spec.shape):
@@ -357,7 +365,9 @@ def resolve_input_shapes(
                 "give them with dim values or an input shape"
             )
         if any(d < 1 for d in dims_l):
-            raise InvalidRequestError(f"input {spec.name!r} resolves to a non-positive dim: {dims_l}")
+            raise InvalidRequestError(
+                f"input {spec.name!r} resolves to a non-positive dim: {dims_l}"
+            )
         out[spec.name] = tuple(dims_l)
     return out
 
@@ -385,7 +395,9 @@ def make_input(spec: InputSpec, dims: tuple[int, ...], rng: np.random.Generator)
         return arr_b.reshape(dims)
     dtype = np.dtype(kind)
     if dtype.kind == "f":
-        arr_f = rng.standard_normal(size, dtype=np.float64 if dtype.itemsize == 8 else np.float32).astype(dtype)
+        arr_f = rng.standard_normal(
+            size, dtype=np.float64 if dtype.itemsize == 8 else np.float32
+        ).astype(dtype)
         if size and not np.any(arr_f):
             arr_f[0] = 1
         return arr_f.reshape(dims)
@@ -395,7 +407,9 @@ def make_input(spec: InputSpec, dims: tuple[int, ...], rng: np.random.Generator)
     return arr_i.reshape(dims)
 
 
-def make_feeds(inputs: Sequence[InputSpec], resolved: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+def make_feeds(
+    inputs: Sequence[InputSpec], resolved: Mapping[str, tuple[int, ...]], seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {spec.name: make_input(spec, resolved[spec.name], rng) for spec in inputs}
 
@@ -409,7 +423,10 @@ def input_specs(session: Any) -> list[InputSpec]:
         if shape is None:
             dims = None
         else:
-            dims = tuple(d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None) for d in shape)
+            dims = tuple(
+                d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) else None)
+                for d in shape
+            )
         specs.append(InputSpec(arg.name, arg.type, dims))
     return specs
 
@@ -466,7 +483,9 @@ def _shape_list(entries: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def parse_profile(events: Sequence[Mapping[str, Any]], runs_per_group: Sequence[int]) -> list[tuple[list[KernelTiming], int | None]]:
+def parse_profile(
+    events: Sequence[Mapping[str, Any]], runs_per_group: Sequence[int]
+) -> list[tuple[list[KernelTiming], int | None]]:
     """Chrome-trace events of a profiling session -> per-group kernel timings.
 
     The session ran ``sum(runs_per_group)`` times; ``model_run`` events (in time order) are
@@ -484,14 +503,20 @@ def parse_profile(events: Sequence[Mapping[str, Any]], runs_per_group: Sequence[
         if e.get("cat") == "Session" and e.get("name") == "model_run"
     )
     nodes = sorted(
-        (e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")),
+        (
+            e
+            for e in events
+            if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")
+        ),
         key=lambda e: int(e["ts"]),
     )
     group_of_run: list[tuple[int, bool]] = []  # run index -> (group, counted)
     for g, n in enumerate(runs_per_group):
         for r in range(n):
             group_of_run.append((g, not (r == 0 and n > 1)))
-    results: list[tuple[dict[str, dict[str, Any]], int | None]] = [({}, None) for _ in runs_per_group]
+    results: list[tuple[dict[str, dict[str, Any]], int | None]] = [
+        ({}, None) for _ in runs_per_group
+    ]
     ri = 0
     for e in nodes:
         ts = int(e["ts"])
@@ -551,13 +576,19 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def session_options(config: RunnerConfig, *, profile_prefix: str | None = None, optimized_path: str | None = None) -> Any:
+def session_options(
+    config: RunnerConfig, *, profile_prefix: str | None = None, optimized_path: str | None = None
+) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = config.intra_op_threads
     so.inter_op_num_threads = config.inter_op_threads
-    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if config.inter_op_threads > 1 else ort.ExecutionMode.ORT_SEQUENTIAL
+    so.execution_mode = (
+        ort.ExecutionMode.ORT_PARALLEL
+        if config.inter_op_threads > 1
+        else ort.ExecutionMode.ORT_SEQUENTIAL
+    )
     so.graph_optimization_level = {
         "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -637,18 +668,22 @@ def run_measurement(
         report("timing", bi / n_steps, f"batch size {b}: warm-up and windows")
         reset_peak_rss()
 
-        def run_once(feeds: dict[str, np.ndarray] = feeds) -> None:
-            sess.run(None, feeds)
+        def run_once(feeds: dict[str, np.ndarray] = feeds, run: Any = sess.run) -> None:
+            run(None, feeds)
 
         def on_window(i: int, median_ms: float, b: int = b, bi: int = bi) -> None:
-            report("timing", bi / n_steps, f"batch size {b}: window {i + 1} median {median_ms:.3f} ms")
+            report(
+                "timing", bi / n_steps, f"batch size {b}: window {i + 1} median {median_ms:.3f} ms"
+            )
 
         stats = time_runs(run_once, timing, on_window=on_window)
         peak = max(0, peak_rss_bytes() - base_rss)
         timed.append((b, stats, peak, resolved))
     del sess
 
-    kernels_per_batch: list[tuple[list[KernelTiming], int | None]] = [([], None) for _ in batch_list]
+    kernels_per_batch: list[tuple[list[KernelTiming], int | None]] = [
+        ([], None) for _ in batch_list
+    ]
     optimized_path: str | None = None
     if do_profile:
         report("profiling", len(batch_list) / n_steps, "profiling session")
@@ -657,7 +692,11 @@ def run_measurement(
         try:
             psess = ort.InferenceSession(
                 model_bytes,
-                session_options(config, profile_prefix=prefix if config.profile_nodes else None, optimized_path=opt_path),
+                session_options(
+                    config,
+                    profile_prefix=prefix if config.profile_nodes else None,
+                    optimized_path=opt_path,
+                ),
                 providers=providers,
             )
             if opt_path is not None and os.path.exists(opt_path):
@@ -670,7 +709,11 @@ def run_measurement(
                     for _ in range(n):
                         psess.run(None, feeds)
                     runs_per_group.append(n)
-                    report("profiling", (len(batch_list) + bi + 1) / n_steps, f"batch size {b}: profiled {n} runs")
+                    report(
+                        "profiling",
+                        (len(batch_list) + bi + 1) / n_steps,
+                        f"batch size {b}: profiled {n} runs",
+                    )
                 trace = psess.end_profiling()
                 with open(trace, encoding="utf-8") as f:
                     events = json.load(f)
@@ -684,7 +727,9 @@ def run_measurement(
             if _looks_like_memory(str(e)):
                 raise
             logger.warning("profiling session failed: %s", e)
-            warnings.append(f"profiling failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}")
+            warnings.append(
+                f"profiling failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}"
+            )
 
     batches = []
     for (b, stats, peak, resolved), (kernels, arena) in zip(timed, kernels_per_batch, strict=True):

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from nascost.measurements.protocol import TimingOptions
-from nascost.measurements.runner import MeasurementResult, ProgressFn, RunnerConfig, _looks_like_memory
+from nascost.measurements.runner import (
+    CPU_PROVIDER,
+    MeasurementResult,
+    ProgressFn,
+    RunnerConfig,
+    _looks_like_memory,
+)
 from nascost.predictors.errors import (
     CancelledError,
     InvalidModelError,
@@ -77,7 +83,9 @@ class SandboxLimits:
 
     def validate(self) -> None:
         if self.address_space_bytes is not None and self.address_space_bytes < 256 * MIB:
-            raise InvalidRequestError("address_space_bytes below 256 MiB cannot even start the runtime")
+            raise InvalidRequestError(
+                "address_space_bytes below 256 MiB cannot even start the runtime"
+            )
         if not (self.wall_timeout_s > 0 and math.isfinite(self.wall_timeout_s)):
             raise InvalidRequestError(f"wall_timeout_s must be > 0, got {self.wall_timeout_s}")
         if self.cpu_time_s is not None and self.cpu_time_s <= 0:
@@ -137,7 +145,11 @@ def _feed_stdin(stdin: IO[bytes], header: bytes, model: bytes) -> None:
         for i in range(0, len(view), 1 << 20):
             stdin.write(view[i : i + (1 << 20)])
         stdin.close()
-    except (BrokenPipeError, OSError, ValueError):  # the worker died or was killed: the reader reports it
+    except (
+        BrokenPipeError,
+        OSError,
+        ValueError,
+    ):  # the worker died or was killed: the reader reports it
         with contextlib.suppress(Exception):
             stdin.close()
 
@@ -195,7 +207,9 @@ def run_sandboxed(
         "config": config.to_dict(),
         "timing": timing.to_dict(),
         "limits": {
-            "address_space_bytes": limits.address_space_bytes,
+            # GPU runtimes reserve tens of GiB of virtual address space at context creation:
+            # an RLIMIT_AS would refuse them, so GPU providers rely on the wall clock alone.
+            "address_space_bytes": limits.address_space_bytes if config.provider == CPU_PROVIDER else None,
             "cpu_time_s": limits.effective_cpu_time_s(config),
             "file_size_bytes": limits.file_size_bytes,
         },
@@ -222,7 +236,10 @@ def run_sandboxed(
         write_fd = -1
         assert proc.stdin is not None
         feeder = threading.Thread(
-            target=_feed_stdin, args=(proc.stdin, header_bytes, model_bytes), name="nascost-sandbox-feed", daemon=True
+            target=_feed_stdin,
+            args=(proc.stdin, header_bytes, model_bytes),
+            name="nascost-sandbox-feed",
+            daemon=True,
         )
         feeder.start()
         logger.info("measurement worker pid %d started in %s", proc.pid, workdir)
@@ -230,7 +247,9 @@ def run_sandboxed(
             on_worker_start(proc.pid)
         report("started", 0.0, f"worker pid {proc.pid}")
 
-        messages = _pump(proc, read_fd, deadline=deadline, cancel=cancel, report=report, limits=limits)
+        messages = _pump(
+            proc, read_fd, deadline=deadline, cancel=cancel, report=report, limits=limits
+        )
         rc = proc.wait()
         return _outcome(messages, rc, proc.pid, stderr_path, workdir, limits)
     finally:
@@ -278,7 +297,9 @@ def _pump(
             buf.extend(chunk)
             if len(buf) > _MAX_MESSAGE_BYTES:
                 _kill_group(proc)
-                raise WorkerCrashedError("measurement worker sent an oversized message; it was stopped")
+                raise WorkerCrashedError(
+                    "measurement worker sent an oversized message; it was stopped"
+                )
             while True:
                 nl = buf.find(b"\n")
                 if nl < 0:
@@ -293,7 +314,11 @@ def _pump(
                 if not isinstance(msg, dict):
                     continue
                 if msg.get("type") == "progress":
-                    report(str(msg.get("stage", "")), float(msg.get("fraction", 0.0)), str(msg.get("message", "")))
+                    report(
+                        str(msg.get("stage", "")),
+                        float(msg.get("fraction", 0.0)),
+                        str(msg.get("message", "")),
+                    )
                 else:
                     messages.append(msg)
     # EOF: the worker closed its end (exited). Wait for it, still under the deadline.
@@ -318,7 +343,12 @@ def _signal_name(sig: int) -> str:
 
 
 def _outcome(
-    messages: list[dict[str, Any]], rc: int, pid: int, stderr_path: str, workdir: str, limits: SandboxLimits
+    messages: list[dict[str, Any]],
+    rc: int,
+    pid: int,
+    stderr_path: str,
+    workdir: str,
+    limits: SandboxLimits,
 ) -> MeasurementResult:
     result_msg = next((m for m in messages if m.get("type") == "result"), None)
     error_msg = next((m for m in messages if m.get("type") == "error"), None)
@@ -343,7 +373,11 @@ def _outcome(
         if kind == "invalid_request":
             raise InvalidRequestError(message)
         if kind == "invalid_model":
-            where = "refused the model" if stage in ("loading", "reading the model") else f"failed while {stage}"
+            where = (
+                "refused the model"
+                if stage in ("loading", "reading the model")
+                else f"failed while {stage}"
+            )
             raise InvalidModelError(f"onnxruntime {where}: {message}")
         raise WorkerCrashedError(f"measurement worker failed while {stage}: {message}")
     tail = _stderr_tail(stderr_path)
@@ -352,7 +386,9 @@ def _outcome(
     if rc < 0:
         sig = -rc
         if sig == signal.SIGXCPU:
-            raise LimitExceededError("the measurement worker used up its CPU-time limit and was stopped")
+            raise LimitExceededError(
+                "the measurement worker used up its CPU-time limit and was stopped"
+            )
         if sig == signal.SIGXFSZ:
             raise LimitExceededError("the measurement worker exceeded its file-size limit")
         if _looks_like_memory(tail):
@@ -361,7 +397,11 @@ def _outcome(
             )
         raise WorkerCrashedError(
             f"the measurement worker died with {_signal_name(sig)}"
-            + (" (killed: perhaps by the system's out-of-memory killer)" if sig == signal.SIGKILL else "")
+            + (
+                " (killed: perhaps by the system's out-of-memory killer)"
+                if sig == signal.SIGKILL
+                else ""
+            )
         )
     if _looks_like_memory(tail):
         raise LimitExceededError(

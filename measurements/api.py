@@ -1,0 +1,200 @@
+"""The measurements API the server and CLI call.
+
+``measure`` = device lock -> sandboxed worker -> (optionally) the runtime's optimized graph
+counted again by the static engine. ``measure_and_store`` adds the store write with the
+local fingerprint.
+
+Only one measurement runs at a time per device (a lock per device id in this process),
+so timings never overlap; everything else (predictions) keeps being served meanwhile,
+since waiting for the lock and the worker happen off the caller's other threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.runner import MeasurementResult, ProgressFn, RunnerConfig
+from nascost.measurements.sandbox import SandboxLimits, run_sandboxed
+from nascost.predictors.errors import CancelledError, LimitExceededError, NascostError
+from nascost.predictors.graph import ShapeRequest, digest_of
+
+if TYPE_CHECKING:
+    from nascost.measurements.store import Store
+
+logger = logging.getLogger(__name__)
+
+LOCAL_DEVICE_ID = "local"
+
+_locks_guard = threading.Lock()
+_device_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_for(device_id: str) -> threading.Lock:
+    with _locks_guard:
+        lock = _device_locks.get(device_id)
+        if lock is None:
+            lock = _device_locks[device_id] = threading.Lock()
+        return lock
+
+
+@contextlib.contextmanager
+def device_lock(
+    device_id: str = LOCAL_DEVICE_ID,
+    *,
+    cancel: threading.Event | None = None,
+    timeout_s: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold the device's measurement lock; waiting stops on ``cancel`` or after ``timeout_s``.
+
+    Raises:
+        CancelledError: ``cancel`` was set while waiting.
+        LimitExceededError: the lock was not free within ``timeout_s``.
+    """
+    lock = _lock_for(device_id)
+    if not lock.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not lock.acquire(timeout=0.05):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError(f"cancelled while waiting for device {device_id!r}")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LimitExceededError(
+                    f"device {device_id!r} is busy with another measurement (waited {timeout_s:g} s)"
+                )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def measure(
+    model_bytes: bytes,
+    *,
+    shapes: ShapeRequest | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    config: RunnerConfig | None = None,
+    timing: TimingOptions | None = None,
+    limits: SandboxLimits | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    device_id: str = LOCAL_DEVICE_ID,
+    analyze_optimized: bool = False,
+    lock_timeout_s: float | None = None,
+) -> MeasurementResult:
+    """Measure a model on the local device, sandboxed, one measurement at a time per device.
+
+    Args:
+        model_bytes: serialized ONNX (external-data references are refused).
+        shapes: input shapes / symbolic dim values; the batch size sets symbolic dim 0.
+        batch_sizes: measured one after another in one worker.
+        config: runtime configuration (provider, threads, optimization level, profiling).
+        timing: the timing protocol's options.
+        limits: the worker's resource limits and wall-clock timeout.
+        progress: ``(stage, fraction, message)`` callback; stages: ``queued``, ``started``,
+            ``loading``, ``timing``, ``profiling``, ``analyzing``, ``done``.
+        cancel: set it to stop the measurement (waiting or running); raises CancelledError.
+        device_id: the lock key (measurements of one device never overlap).
+        analyze_optimized: also return the runtime's optimized graph and its static analysis
+            at the first batch size's input shapes (``result.optimized_analysis``).
+        lock_timeout_s: give up waiting for a busy device after this long.
+
+    Raises:
+        The domain errors of :func:`nascost.measurements.sandbox.run_sandboxed`.
+    """
+    config = config or RunnerConfig()
+    timing = timing or TimingOptions()
+    limits = limits or SandboxLimits()
+    if analyze_optimized and not config.save_optimized_graph:
+        config = dataclasses.replace(config, save_optimized_graph=True)
+    report: ProgressFn = progress or (lambda stage, frac, msg: None)
+
+    def waiting() -> None:
+        report("queued", 0.0, f"waiting for device {device_id!r} (another measurement is running)")
+
+    with device_lock(device_id, cancel=cancel, timeout_s=lock_timeout_s, on_wait=waiting):
+        result = run_sandboxed(
+            model_bytes,
+            shapes=shapes,
+            batch_sizes=batch_sizes,
+            config=config,
+            timing=timing,
+            limits=limits,
+            progress=report,
+            cancel=cancel,
+        )
+    if analyze_optimized:
+        result = _with_optimized_analysis(result, report)
+    return result
+
+
+def _with_optimized_analysis(result: MeasurementResult, report: ProgressFn) -> MeasurementResult:
+    if result.optimized_model is None or not result.batches:
+        return dataclasses.replace(
+            result, warnings=(*result.warnings, "the runtime wrote no optimized graph")
+        )
+    from nascost.predictors.analysis import analyze
+    from nascost.predictors.graph import load_graph_bytes
+
+    report("analyzing", 1.0, "counting the runtime's optimized graph")
+    shapes = ShapeRequest(input_shapes=dict(result.batches[0].input_shapes))
+    try:
+        analysis = analyze(load_graph_bytes(result.optimized_model, shapes))
+    except NascostError as e:
+        logger.info("optimized graph could not be analyzed: %s", e)
+        return dataclasses.replace(
+            result, warnings=(*result.warnings, f"optimized graph not analyzed: {e}")
+        )
+    return dataclasses.replace(result, optimized_analysis=analysis)
+
+
+def measure_and_store(
+    store: Store,
+    model_bytes: bytes,
+    *,
+    shapes: ShapeRequest | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    config: RunnerConfig | None = None,
+    timing: TimingOptions | None = None,
+    limits: SandboxLimits | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    device_id: str = LOCAL_DEVICE_ID,
+    analyze_optimized: bool = False,
+) -> tuple[MeasurementResult, list[int]]:
+    """:func:`measure`, then store every batch size with the local fingerprint (one transaction).
+
+    Returns:
+        The result and the stored row ids (one per batch size).
+    """
+    from nascost.measurements.fingerprint import local_fingerprint
+
+    result = measure(
+        model_bytes,
+        shapes=shapes,
+        batch_sizes=batch_sizes,
+        config=config,
+        timing=timing,
+        limits=limits,
+        progress=progress,
+        cancel=cancel,
+        device_id=device_id,
+        analyze_optimized=analyze_optimized,
+    )
+    fp = local_fingerprint()
+    ids = store.add_measurement(
+        result,
+        graph_digest=digest_of(model_bytes),
+        device_id=device_id,
+        fingerprint=fp.to_dict(),
+        fingerprint_digest=fp.digest,
+    )
+    return result, ids

@@ -1,0 +1,346 @@
+"""The local device: its fingerprint and its measured peaks (the numbers a roofline needs).
+
+:func:`local_fingerprint` describes the machine the measurements run on: CPU model, cores,
+memory, OS, onnxruntime version and providers, and GPUs with their driver when
+``nvidia-smi`` is there (never an error when it is not). Its ``digest`` is stable across
+restarts of the same machine and software, and keys every measurement and the peaks cache.
+
+:func:`measure_peaks` runs two short micro-benchmarks (about a second each):
+
+- achieved float32 GEMM FLOP/s through onnxruntime's own ``MatMul`` kernel with the
+  configured intra-op threads (what a model's MatMul/Conv can actually reach here);
+- memory bandwidth from a large array copy (``numpy.copyto``; bytes read + bytes written).
+
+:func:`cached_peaks` keeps them in the store, keyed by fingerprint digest and thread count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nascost.measurements.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuInfo:
+    name: str
+    driver_version: str
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFingerprint:
+    """What identifies the local device for measurements."""
+
+    cpu_model: str
+    logical_cores: int
+    physical_cores: int | None
+    memory_bytes: int
+    os: str
+    machine: str
+    python_version: str
+    onnxruntime_version: str
+    providers: tuple[str, ...]
+    gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_model": self.cpu_model,
+            "logical_cores": self.logical_cores,
+            "physical_cores": self.physical_cores,
+            "memory_bytes": self.memory_bytes,
+            "os": self.os,
+            "machine": self.machine,
+            "python_version": self.python_version,
+            "onnxruntime_version": self.onnxruntime_version,
+            "providers": list(self.providers),
+            "gpus": [
+                {"name": g.name, "driver_version": g.driver_version, "memory_bytes": g.memory_bytes}
+                for g in self.gpus
+            ],
+        }
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the identifying fields (the Python version is left out)."""
+        d = self.to_dict()
+        d.pop("python_version")
+        # MemTotal moves by a few MiB across kernels/boots: round to GiB for identity.
+        d["memory_bytes"] = round(self.memory_bytes / (1 << 30))
+        return "sha256:" + hashlib.sha256(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _cpuinfo() -> tuple[str, int | None]:
+    model = ""
+    phys: set[tuple[str, str]] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            physical_id = core_id = ""
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key in ("model name", "Hardware", "Processor") and not model:
+                    model = value
+                elif key == "physical id":
+                    physical_id = value
+                elif key == "core id":
+                    core_id = value
+                elif not key:
+                    if core_id:
+                        phys.add((physical_id, core_id))
+                    physical_id = core_id = ""
+            if core_id:
+                phys.add((physical_id, core_id))
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine() or "unknown", (len(phys) or None)
+
+
+def _memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _gpus(timeout_s: float = 5.0) -> tuple[GpuInfo, ...]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return ()
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        logger.info("nvidia-smi present but failed: %s", e)
+        return ()
+    if out.returncode != 0:
+        return ()
+    gpus = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 2 or not parts[0]:
+            continue
+        mem: int | None = None
+        if len(parts) >= 3:
+            try:
+                mem = int(float(parts[2]) * (1 << 20))  # MiB
+            except ValueError:
+                mem = None
+        gpus.append(GpuInfo(parts[0], parts[1], mem))
+    return tuple(gpus)
+
+
+def local_fingerprint() -> DeviceFingerprint:
+    """Fingerprint of this machine and its runtime (a few ms; nvidia-smi adds ~0.1 s if present)."""
+    import onnxruntime as ort
+
+    model, physical = _cpuinfo()
+    return DeviceFingerprint(
+        cpu_model=model,
+        logical_cores=os.cpu_count() or 1,
+        physical_cores=physical,
+        memory_bytes=_memory_bytes(),
+        os=f"{platform.system()} {platform.release()}",
+        machine=platform.machine(),
+        python_version=platform.python_version(),
+        onnxruntime_version=str(ort.__version__),
+        providers=tuple(ort.get_available_providers()),
+        gpus=_gpus(),
+    )
+
+
+# --------------------------------------------------------------------------- peaks
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePeaks:
+    """Achieved (not spec-sheet) peaks of the local device.
+
+    Attributes:
+        gemm_flops_per_s: best achieved float32 GEMM rate (2 FLOPs per multiply-add).
+        gemm_median_flops_per_s: median over the GEMM runs.
+        memory_bandwidth_bytes_per_s: best copy bandwidth, counting bytes read + written.
+        gemm_size: n of the n x n x n GEMM used.
+        copy_bytes: size of the copied array.
+    """
+
+    gemm_flops_per_s: float
+    gemm_median_flops_per_s: float
+    memory_bandwidth_bytes_per_s: float
+    intra_op_threads: int
+    gemm_size: int
+    copy_bytes: int
+    measured_at: float
+    method: str = "onnxruntime MatMul float32; numpy.copyto"
+
+    @property
+    def ridge_flops_per_byte(self) -> float:
+        """Arithmetic intensity where the roofline turns from memory- to compute-bound."""
+        return (
+            self.gemm_flops_per_s / self.memory_bandwidth_bytes_per_s
+            if self.memory_bandwidth_bytes_per_s
+            else 0.0
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gemm_flops_per_s": self.gemm_flops_per_s,
+            "gemm_median_flops_per_s": self.gemm_median_flops_per_s,
+            "memory_bandwidth_bytes_per_s": self.memory_bandwidth_bytes_per_s,
+            "intra_op_threads": self.intra_op_threads,
+            "gemm_size": self.gemm_size,
+            "copy_bytes": self.copy_bytes,
+            "measured_at": self.measured_at,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DevicePeaks:
+        return cls(
+            gemm_flops_per_s=float(d["gemm_flops_per_s"]),
+            gemm_median_flops_per_s=float(d["gemm_median_flops_per_s"]),
+            memory_bandwidth_bytes_per_s=float(d["memory_bandwidth_bytes_per_s"]),
+            intra_op_threads=int(d["intra_op_threads"]),
+            gemm_size=int(d["gemm_size"]),
+            copy_bytes=int(d["copy_bytes"]),
+            measured_at=float(d["measured_at"]),
+            method=str(d.get("method", "")),
+        )
+
+
+def _gemm_model(n: int) -> bytes:
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])
+    c = helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm", [a, b], [c])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def measure_gemm_flops(
+    *, intra_op_threads: int = 1, n: int = 512, duration_s: float = 1.0
+) -> tuple[float, float]:
+    """(best, median) achieved float32 FLOP/s of an n x n x n MatMul through onnxruntime."""
+    import numpy as np
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = intra_op_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(_gemm_model(n), so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {
+        "a": rng.standard_normal((n, n), dtype=np.float32),
+        "b": rng.standard_normal((n, n), dtype=np.float32),
+    }
+    flop = 2.0 * n * n * n
+    sess.run(None, feeds)  # warm-up
+    times: list[float] = []
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end or len(times) < 3:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return flop / times[0], flop / times[len(times) // 2]
+
+
+def measure_copy_bandwidth(*, nbytes: int = 128 << 20, duration_s: float = 1.0) -> float:
+    """Best bytes/s of ``numpy.copyto`` over an array far larger than any cache (read + write)."""
+    import numpy as np
+
+    n = nbytes // 8
+    src = np.ones(n, dtype=np.float64)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # fault the pages in
+    best = float("inf")
+    end = time.perf_counter() + duration_s
+    runs = 0
+    while time.perf_counter() < end or runs < 3:
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+        runs += 1
+    return 2.0 * src.nbytes / best
+
+
+def measure_peaks(
+    *,
+    intra_op_threads: int = 1,
+    gemm_n: int = 512,
+    copy_bytes: int = 128 << 20,
+    duration_s: float = 1.0,
+) -> DevicePeaks:
+    """Run both micro-benchmarks (about ``2 * duration_s`` seconds)."""
+    best, median = measure_gemm_flops(
+        intra_op_threads=intra_op_threads, n=gemm_n, duration_s=duration_s
+    )
+    bw = measure_copy_bandwidth(nbytes=copy_bytes, duration_s=duration_s)
+    peaks = DevicePeaks(
+        gemm_flops_per_s=best,
+        gemm_median_flops_per_s=median,
+        memory_bandwidth_bytes_per_s=bw,
+        intra_op_threads=intra_op_threads,
+        gemm_size=gemm_n,
+        copy_bytes=copy_bytes,
+        measured_at=time.time(),
+    )
+    logger.info(
+        "local peaks: %.1f GFLOP/s float32 GEMM (%d threads), %.1f GB/s copy",
+        best / 1e9,
+        intra_op_threads,
+        bw / 1e9,
+    )
+    return peaks
+
+
+def cached_peaks(
+    store: Store,
+    fingerprint: DeviceFingerprint,
+    *,
+    intra_op_threads: int = 1,
+    refresh: bool = False,
+    duration_s: float = 1.0,
+) -> DevicePeaks:
+    """The device's peaks from the store, measured (and stored) on first use or when ``refresh``.
+
+    Callers that may race with a measurement should hold the device lock
+    (:func:`nascost.measurements.api.device_lock`) around this call.
+    """
+    digest = fingerprint.digest
+    if not refresh:
+        cached = store.get_peaks(digest, intra_op_threads)
+        if cached is not None:
+            return DevicePeaks.from_dict(cached)
+    peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
+    store.put_peaks(digest, intra_op_threads, peaks.to_dict())
+    return peaks

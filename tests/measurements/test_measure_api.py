@@ -1,0 +1,85 @@
+"""The measurements API: one measurement per device at a time, optimized graph counted, stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+from measure_models import mlp
+
+from nascost.measurements.api import device_lock, measure, measure_and_store
+from nascost.measurements.fingerprint import local_fingerprint
+from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.runner import RunnerConfig
+from nascost.measurements.store import Store
+from nascost.predictors.errors import CancelledError, LimitExceededError
+from nascost.predictors.graph import digest_of
+
+QUICK = TimingOptions(warmup_runs=2, runs_per_window=20, stable_windows=2, stability_threshold_pct=20.0, time_budget_s=0.8)
+
+
+def test_measurements_of_one_device_never_overlap() -> None:
+    spans: dict[str, list[float]] = {"a": [], "b": []}
+    queued: list[str] = []
+
+    def run(tag: str) -> None:
+        def progress(stage: str, fraction: float, message: str) -> None:
+            if stage == "queued":
+                queued.append(tag)
+            elif stage in ("started", "done"):
+                spans[tag].append(time.monotonic())
+
+        measure(mlp(width=128, layers=2), timing=QUICK, config=RunnerConfig(profile_nodes=False), progress=progress, device_id="lock-test")
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(timeout=60)
+    (a0, a1), (b0, b1) = spans["a"], spans["b"]
+    assert a1 <= b0 or b1 <= a0, spans  # the worker intervals are disjoint
+    assert queued == ["b"]
+
+
+def test_other_devices_do_not_wait_and_cancel_while_queued() -> None:
+    cancel = threading.Event()
+    with device_lock("busy"):
+        with device_lock("free", timeout_s=0.1):
+            pass
+        with pytest.raises(LimitExceededError, match="busy"):
+            measure(mlp(width=8, layers=1), timing=QUICK, device_id="busy", lock_timeout_s=0.2)
+        threading.Timer(0.2, cancel.set).start()
+        t0 = time.monotonic()
+        with pytest.raises(CancelledError):
+            measure(mlp(width=8, layers=1), timing=QUICK, device_id="busy", cancel=cancel)
+        assert time.monotonic() - t0 < 5
+
+
+def test_optimized_graph_is_counted_again() -> None:
+    result = measure(mlp(width=64, layers=3), batch_sizes=[2], timing=QUICK, analyze_optimized=True)
+    assert result.optimized_model is not None
+    optimized = onnx.load_from_string(result.optimized_model)
+    fused = [n for n in optimized.graph.node if n.domain == "com.microsoft"]
+    assert fused, "onnxruntime should fuse MatMul+Add on CPU at level 'all'"
+    analysis = result.optimized_analysis
+    assert analysis is not None
+    assert len(analysis.nodes) == len(optimized.graph.node)
+    assert analysis.input_shapes.get("x") == (2, 64)
+    # The kernels in the profile are the nodes of the optimized graph.
+    kernel_names = {k.node_name for k in result.batches[0].kernels}
+    assert kernel_names <= {n.name for n in optimized.graph.node}
+
+
+def test_measure_and_store(tmp_path: Path) -> None:
+    model = mlp(width=32, layers=2)
+    with Store(tmp_path / "s.db") as store:
+        result, ids = measure_and_store(store, model, batch_sizes=[1, 3], timing=QUICK, config=RunnerConfig(profile_runs=2))
+        rows = store.measurements(graph_digest=digest_of(model))
+        assert [r.id for r in rows] == ids and [r.batch_size for r in rows] == [1, 3]
+        assert rows[0].fingerprint_digest == local_fingerprint().digest
+        assert rows[0].p50_ms == result.batches[0].latency.p50_ms
+        assert rows[1].nodes and rows[1].nodes[0]["input_shapes"][0][0] == 3

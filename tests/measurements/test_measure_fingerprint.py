@@ -1,0 +1,119 @@
+"""The local device fingerprint and the micro-benchmarked peaks."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+import pytest
+
+from nascost.measurements import fingerprint as fpmod
+from nascost.measurements.fingerprint import (
+    DevicePeaks,
+    cached_peaks,
+    local_fingerprint,
+    measure_peaks,
+)
+from nascost.measurements.store import Store
+
+
+def _first_model_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def test_fingerprint_matches_independent_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fpmod.shutil, "which", lambda name: None)  # no nvidia-smi
+    fp = local_fingerprint()
+    assert fp.logical_cores == psutil.cpu_count(logical=True)
+    physical = psutil.cpu_count(logical=False)
+    if physical is not None and fp.physical_cores is not None:
+        assert fp.physical_cores == physical
+    assert fp.memory_bytes == psutil.virtual_memory().total
+    expected_model = _first_model_name()
+    if expected_model:
+        assert fp.cpu_model == expected_model
+    assert fp.onnxruntime_version == ort.__version__
+    assert fp.providers == tuple(ort.get_available_providers())
+    assert fp.gpus == ()
+    assert fp.digest == local_fingerprint().digest and fp.digest.startswith("sha256:")
+    assert fp.to_dict()["cpu_model"] == fp.cpu_model
+
+
+def test_gpus_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 550.54.15, 81559'\necho 'NVIDIA H100 80GB HBM3, 550.54.15, 81559'\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    fp = local_fingerprint()
+    assert len(fp.gpus) == 2
+    assert fp.gpus[0].name == "NVIDIA H100 80GB HBM3" and fp.gpus[0].driver_version == "550.54.15"
+    assert fp.gpus[0].memory_bytes == 81559 << 20
+    monkeypatch.setattr(fpmod.shutil, "which", lambda name: None)
+    assert local_fingerprint().digest != fp.digest  # the GPU is part of the identity
+
+
+def test_failing_nvidia_smi_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert local_fingerprint().gpus == ()
+
+
+def test_measured_peaks_agree_with_numpy_references() -> None:
+    """GEMM FLOP/s through onnxruntime vs the same GEMM in numpy (single-threaded BLAS may differ,
+    so within 10x); bandwidth vs a timed numpy copy of the same size."""
+    peaks = measure_peaks(intra_op_threads=1, gemm_n=256, copy_bytes=64 << 20, duration_s=0.25)
+    assert peaks.gemm_flops_per_s >= peaks.gemm_median_flops_per_s > 0
+    n = 256
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    best = float("inf")
+    for _ in range(20):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    numpy_flops = 2 * n**3 / best
+    assert numpy_flops / 10 < peaks.gemm_flops_per_s < numpy_flops * 10 * (os.cpu_count() or 1)
+    src = np.ones((64 << 20) // 8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        dst[:] = src
+        best = min(best, time.perf_counter() - t0)
+    numpy_bw = 2 * src.nbytes / best
+    assert numpy_bw / 3 < peaks.memory_bandwidth_bytes_per_s < numpy_bw * 3
+    assert peaks.ridge_flops_per_byte == pytest.approx(peaks.gemm_flops_per_s / peaks.memory_bandwidth_bytes_per_s)
+    assert DevicePeaks.from_dict(peaks.to_dict()) == peaks
+
+
+def test_peaks_are_cached_by_fingerprint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = fpmod.measure_peaks
+
+    def counting(**kwargs: object) -> DevicePeaks:
+        calls.append(1)
+        return real(gemm_n=128, copy_bytes=16 << 20, duration_s=0.05, intra_op_threads=int(kwargs["intra_op_threads"]))  # type: ignore[call-overload]
+
+    monkeypatch.setattr(fpmod, "measure_peaks", counting)
+    fp = local_fingerprint()
+    with Store(tmp_path / "s.db") as store:
+        first = cached_peaks(store, fp)
+        second = cached_peaks(store, fp)
+        assert first == second and len(calls) == 1
+        cached_peaks(store, fp, intra_op_threads=2)
+        assert len(calls) == 2  # another thread count is another configuration
+        cached_peaks(store, fp, refresh=True)
+        assert len(calls) == 3
