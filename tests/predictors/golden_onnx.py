@@ -431,3 +431,18 @@ def _sequence_map_model():
 
 
 case("SequenceMap", _sequence_map_model, flops=6, note="not known")
+
+
+# --------------------------------------------------------------------------- older opsets (13+)
+# Same counts where the op's inputs/attributes moved between versions.
+case("ReduceMean", single("ReduceMean", [X], {"axes": [1]}, opset=13), name="opset13-axes-attr", flops=N + 8)
+case("Resize", single("Resize", [In("x", [1, 2, 4, 4]), Init("roi", np.zeros(0, np.float32)),
+                                 Init("scales", np.array([1, 1, 2, 2], np.float32))], {"mode": "linear"}, opset=13),
+     name="opset13", flops=2 * 4 * 128)
+# DFT-17: axis is an attribute (default 1), onesided output.
+case("DFT", single("DFT", [In("x", [2, 8, 1])], {"onesided": 1}, opset=17), name="opset17-onesided", flops=2 * 5 * 8 * 3 // 2)
+case("LSTM", single("LSTM", [In("x", [S_, B_, I_]), Init("w", floats(1, 4 * H_, I_)), Init("r", floats(1, 4 * H_, H_))],
+                    {"hidden_size": H_}, n_outputs=1, opset=14), name="opset14", macs=LSTM_MACS, flops=2 * LSTM_MACS + S_ * B_ * 19 * H_)
+case("Split", single("Split", [X, Init("sp", ints(1, 3))], {"axis": 2}, n_outputs=2, opset=13), name="opset13", flops=0)
+case("Clip", single("Clip", [X, Init("lo", np.array(0.0, np.float32)), Init("hi", np.array(6.0, np.float32))], opset=13),
+     name="opset13-inputs", flops=2 * N)
