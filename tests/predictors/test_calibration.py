@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from nascost.predictors.calibration import CalibrationProgress, calibrate
+from nascost.predictors.devices import Device, DeviceSpec
+from nascost.predictors.errors import InvalidModelError, InvalidRequestError
+from nascost.predictors.learned import latest_artifact, load_predictor
+
+DEV = Device(
+    "cpu-1t",
+    "this cpu, 1 thread",
+    "local",
+    DeviceSpec({"float32": 1e11}, 2e10, per_op_overhead_s=2e-6),
+    measurable=True,
+    intra_op_threads=1,
+)
+
+
+def ort_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
+    """A direct onnxruntime loop: 1 intra-op thread, median of 7 runs, one profiled run."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.enable_profiling = True
+    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.random.default_rng(0).standard_normal(
+        [batch if not isinstance(d, int) else d for d in inp.shape], dtype=np.float32
+    )
+    ts = []
+    for _ in range(8):
+        t0 = time.perf_counter()
+        sess.run(None, {inp.name: x})
+        ts.append(time.perf_counter() - t0)
+    path = sess.end_profiling()
+    events = json.loads(Path(path).read_text())
+    Path(path).unlink()
+    return 1e3 * statistics.median(ts[1:]), events, None
+
+
+@pytest.fixture(scope="module")
+def small_calibration(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    seen: list[CalibrationProgress] = []
+    data = tmp_path_factory.mktemp("data")
+    rep = calibrate(
+        DEV,
+        budget_s=8.0,
+        measure_fn=ort_measure,
+        batch_sizes=(1, 2),
+        seed=3,
+        progress=seen.append,
+        data_dir=data,
+        max_macs_per_example=8e6,
+        variants=True,
+    )
+    return rep, seen, data
+
+
+def test_small_real_calibration_reports_every_predictor(small_calibration: Any) -> None:
+    rep, seen, _ = small_calibration
+    assert rep.n_train >= 8 and rep.n_heldout >= 4
+    assert set(rep.accuracy) == {"all", "1", "2"}
+    for group in rep.accuracy.values():
+        assert {"learned", "roofline", "flops_only", "learned_graph_roofline_prior", "learned_graph_no_prior"} <= set(
+            group
+        )
+        for r in group.values():
+            assert 0 <= r.within_5 <= r.within_10 <= r.within_15 <= 1
+            assert -1 <= r.kendall <= 1 and r.mape >= 0
+    phases = {p.phase for p in seen}
+    assert {"heldout", "explore", "fit"} <= phases
+    assert [p.n_measured for p in seen if p.phase != "fit"] == sorted(p.n_measured for p in seen if p.phase != "fit")
+    # latency grows with the batch: ranking across the held-out set is far from random
+    assert rep.accuracy["all"]["learned"].spearman > 0.5
+    text = rep.table()
+    assert "learned" in text and "flops_only" in text and "Kendall" in text
+    assert json.loads(json.dumps(rep.to_dict()))["n_train"] == rep.n_train
+
+
+def test_calibration_saved_a_loadable_artifact(small_calibration: Any) -> None:
+    rep, _, data = small_calibration
+    assert latest_artifact(data, DEV.id) == rep.artifact_path
+    meta = json.loads((rep.artifact_path / "metadata.json").read_text())
+    assert meta["heldout_metrics"]["all"]["learned"]["n"] == rep.accuracy["all"]["learned"].n
+    assert meta["has_kernel_model"]  # profile events became kernel records
+    p = load_predictor(rep.artifact_path)
+    assert p.kernel_model_ is not None
+
+
+def test_few_shot_curve_from_a_source_predictor(small_calibration: Any) -> None:
+    rep, _, _ = small_calibration
+    slower = Device("cpu-slow", "same cpu, twice the time", "custom", DEV.spec)
+
+    def slow_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
+        ms, ev, _ = ort_measure(model_bytes, batch)
+        return 2.0 * ms, [], None
+
+    rep2 = calibrate(
+        slower,
+        budget_s=4.0,
+        measure_fn=slow_measure,
+        batch_sizes=(1,),
+        seed=5,
+        source_predictor=rep.predictor,
+        max_macs_per_example=8e6,
+        variants=False,
+    )
+    curve = rep2.few_shot["all"]
+    assert 0 in curve and 5 in curve
+    # k = 0 is the source model as is (about 2x off); 5 samples fix the scale
+    assert curve[5].mape < curve[0].mape
+
+
+def test_failed_measurements_are_skipped_and_bad_args_rejected() -> None:
+    calls = {"n": 0}
+
+    def flaky(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise InvalidModelError("worker refused it")
+        return 1.0 + len(model_bytes) / 1e6, [], None
+
+    rep = calibrate(DEV, budget_s=2.0, measure_fn=flaky, batch_sizes=(1,), max_macs_per_example=4e6, variants=False)
+    assert rep.n_failed > 0 and rep.n_train > 0
+    with pytest.raises(InvalidRequestError):
+        calibrate(DEV, budget_s=0, measure_fn=flaky)
+    with pytest.raises(InvalidRequestError):
+        calibrate(DEV, budget_s=1, measure_fn=flaky, batch_sizes=(0,))

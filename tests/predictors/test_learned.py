@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nascost.predictors.analysis import analyze
+from nascost.predictors.devices import Device, DeviceSpec
+from nascost.predictors.errors import NotCalibratedError
+from nascost.predictors.features import (
+    GRAPH_FEATURES,
+    KERNEL_FEATURES,
+    kernel_features,
+    kernels_from_profile,
+    pseudo_kernels,
+)
+from nascost.predictors.graph import ShapeRequest, load_graph
+from nascost.predictors.learned import (
+    FlopsBaseline,
+    GraphLatencyRegressor,
+    KernelLatencyRegressor,
+    LatencyPredictor,
+    TrainingExample,
+    latest_artifact,
+    list_versions,
+    load_predictor,
+    save_predictor,
+)
+from nascost.predictors.sampler import BATCH_DIM, ArchitectureSampler, build
+
+DEV = Device("cpu-test", "test cpu", "custom", DeviceSpec({"float32": 1e11}, 1e10, per_op_overhead_s=2e-6))
+
+
+def _truth_ms(ex_flops: int, ex_bytes: int, n_nodes: int) -> float:
+    # a made-up device: 40 GFLOP/s, 5 GB/s, 4 µs per node, 0.05 ms fixed
+    return 0.05 + ex_flops / 40e9 * 1e3 + ex_bytes / 5e9 * 1e3 + 0.004 * n_nodes
+
+
+@cache
+def _examples(n: int, seed: int) -> tuple[TrainingExample, ...]:
+    out = []
+    for s in ArchitectureSampler(seed, max_macs_per_example=30e6).samples(n):
+        b = 1 + (len(out) % 2) * 3
+        g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: b}))
+        a = analyze(g)
+        out.append(TrainingExample(g, a, b, _truth_ms(a.flops, a.memory_access_bytes, len(a.nodes)), (), s.family))
+    return tuple(out)
+
+
+def test_estimators_follow_sklearn_conventions() -> None:
+    k = KernelLatencyRegressor(n_estimators=7)
+    assert k.n_estimators == 7 and not hasattr(k, "booster_")
+    with pytest.raises(NotCalibratedError):
+        k.predict(np.zeros((1, len(KERNEL_FEATURES))))
+    X = np.random.default_rng(0).uniform(0, 5, (200, 3))
+    y = np.exp(X[:, 0])
+    assert k.fit(X, y) is k and k.n_features_in_ == 3
+    k = KernelLatencyRegressor().fit(X, y)
+    assert np.median(np.abs(k.predict(X) / y - 1)) < 0.1
+    g = GraphLatencyRegressor(n_estimators=50)
+    with pytest.raises(NotCalibratedError):
+        g.predict(X, np.ones(200))
+    assert g.fit(X, 2 * y, y) is g
+    lo, hi = g.predict_interval(X, y)
+    mid = g.predict(X, y)
+    assert np.all(lo <= hi) and np.median(np.abs(mid / (2 * y) - 1)) < 0.05
+
+
+def test_learned_predictor_fits_a_known_latency_law(tmp_path: Path) -> None:
+    train, test = _examples(120, 0), _examples(30, 99)
+    p = LatencyPredictor(DEV).fit(list(train))
+    y = np.array([e.measured_ms for e in test])
+    pred = p.predict(list(test))
+    rel = np.abs(pred / y - 1)
+    assert np.median(rel) < 0.10, np.median(rel)
+    flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
+    rel_flops = np.abs(flops.predict([e.analysis.flops for e in test]) / y - 1)
+    assert np.median(rel) < np.median(rel_flops)
+    est = p.predict_graph(test[0].graph, test[0].analysis, test[0].batch_size)
+    assert est.latency_ms_low <= est.latency_ms <= est.latency_ms_high
+    assert est.roofline_ms > 0
+
+
+def test_artifacts_round_trip_without_pickles(tmp_path: Path) -> None:
+    train = _examples(60, 1)
+    p = LatencyPredictor(DEV).fit(list(train))
+    assert latest_artifact(tmp_path, DEV.id) is None
+    path1 = save_predictor(p, tmp_path, heldout_metrics={"all": {"learned": {"within_10": 0.9}}})
+    path2 = save_predictor(p, tmp_path)
+    assert path1.parent == tmp_path / "predictors" / DEV.id
+    assert list_versions(tmp_path, DEV.id) == sorted([path1.name, path2.name])
+    assert latest_artifact(tmp_path, DEV.id) == path2
+    files = sorted(f.name for f in path1.iterdir())
+    assert files == ["graph.ubj", "graph_quantiles.ubj", "metadata.json"]
+    meta = json.loads((path1 / "metadata.json").read_text())
+    for key in (
+        "device_fingerprint",
+        "library_versions",
+        "graph_features",
+        "units",
+        "training_set_digest",
+        "heldout_metrics",
+    ):
+        assert key in meta
+    assert meta["library_versions"]["onnxruntime"] and meta["graph_features"] == list(GRAPH_FEATURES)
+    assert meta["heldout_metrics"]["all"]["learned"]["within_10"] == 0.9
+    q = load_predictor(path1)
+    test = list(_examples(30, 99))
+    np.testing.assert_allclose(q.predict(test), p.predict(test), rtol=1e-6)
+    assert q.device == DEV
+    # a half-written version (no metadata) is not "latest"
+    (tmp_path / "predictors" / DEV.id / "99999999").mkdir()
+    assert latest_artifact(tmp_path, DEV.id) == path2
+    (path2 / "metadata.json").write_text("{broken")
+    with pytest.raises(NotCalibratedError):
+        load_predictor(path2)
+
+
+def test_few_shot_scale_recovers_a_slower_device() -> None:
+    train, test = _examples(120, 0), _examples(30, 99)
+    p = LatencyPredictor(DEV).fit(list(train))
+    slow = [TrainingExample(e.graph, e.analysis, e.batch_size, 2.5 * e.measured_ms, (), e.family) for e in test]
+    other = Device("other", "other", "custom", DEV.spec)
+    q = p.adapted(other, slow[:5])
+    y = np.array([e.measured_ms for e in slow[5:]])
+    assert np.median(np.abs(q.predict(slow[5:]) / y - 1)) < 0.12
+    assert np.median(np.abs(p.predict(slow[5:]) / y - 1)) > 0.5
+    assert q.metadata_["adaptation_samples"] == 5
+
+
+def test_kernel_level_model_is_used_when_kernels_are_given() -> None:
+    base = _examples(60, 2)
+    exs = []
+    for e in base:
+        ks = []
+        for k in pseudo_kernels(e.graph):
+            f = kernel_features(k)
+            us = 1.0 + np.expm1(f["log_flops"]) / 40e3  # 40 GFLOP/s in µs
+            ks.append(type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, float(us), k.fused))
+        ms = sum(k.latency_us for k in ks) / 1e3 + 0.05  # type: ignore[misc]
+        exs.append(TrainingExample(e.graph, e.analysis, e.batch_size, ms, tuple(ks), e.family))
+    p = LatencyPredictor(DEV).fit(exs[:45])
+    assert p.kernel_model_ is not None
+    est = p.predict_graph(exs[50].graph, exs[50].analysis, exs[50].batch_size)
+    assert est.kernel_sum_ms == pytest.approx(exs[50].measured_ms - 0.05, rel=0.3)
+    y = np.array([e.measured_ms for e in exs[45:]])
+    assert np.median(np.abs(p.predict(exs[45:]) / y - 1)) < 0.15
+
+
+def test_kernels_from_profile_takes_medians() -> None:
+    ev = [
+        {"cat": "Session", "name": "model_run", "dur": 100},
+        *[
+            {
+                "cat": "Node",
+                "name": "conv_kernel_time",
+                "dur": d,
+                "args": {
+                    "op_name": "FusedConv",
+                    "input_type_shape": [{"float": [1, 3, 8, 8]}, {"float": [4, 3, 3, 3]}],
+                    "output_type_shape": [{"float": [1, 4, 8, 8]}],
+                },
+            }
+            for d in (50, 10, 12, 11)
+        ],
+        {"cat": "Node", "name": "conv_fence_before", "dur": 0},
+    ]
+    (k,) = kernels_from_profile(ev, skip_runs=1)
+    assert k.name == "conv" and k.op_type == "FusedConv" and k.latency_us == 11
+    assert k.input_shapes == ((1, 3, 8, 8), (4, 3, 3, 3))
+    f = kernel_features(k)
+    assert f["cat_conv"] == 1 and f["fused"] == 1
+    assert np.expm1(f["log_macs"]) == pytest.approx(4 * 8 * 8 * 3 * 9)
+    assert f["conv_kernel"] == 3 and f["conv_stride"] == 1
+
+
+def test_pseudo_kernels_fold_activation_and_residual_into_conv() -> None:
+    s = build("conv_residual", 4, max_macs_per_example=30e6)
+    g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1}))
+    ks = pseudo_kernels(g)
+    convs = [n for n in g.nodes if n.op_type == "Conv"]
+    assert sum(k.op_type == "Conv" for k in ks) == len(convs)
+    assert sum(k.fused for k in ks) == len(g.nodes) - len(ks)
+    assert all(k.op_type != "Add" for k in ks)  # residual adds follow a conv with one consumer
