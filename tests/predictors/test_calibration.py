@@ -100,7 +100,7 @@ def test_few_shot_curve_from_a_source_predictor(small_calibration: Any) -> None:
     slower = Device("cpu-slow", "same cpu, twice the time", "custom", DEV.spec)
 
     def slow_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
-        ms, ev, _ = ort_measure(model_bytes, batch)
+        ms, _events, _ = ort_measure(model_bytes, batch)
         return 2.0 * ms, [], None
 
     rep2 = calibrate(

@@ -41,7 +41,7 @@ def _truth_ms(ex_flops: int, ex_bytes: int, n_nodes: int) -> float:
 
 @cache
 def _examples(n: int, seed: int) -> tuple[TrainingExample, ...]:
-    out = []
+    out: list[TrainingExample] = []
     for s in ArchitectureSampler(seed, max_macs_per_example=30e6).samples(n):
         b = 1 + (len(out) % 2) * 3
         g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: b}))
