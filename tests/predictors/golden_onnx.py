@@ -446,3 +446,36 @@ case("LSTM", single("LSTM", [In("x", [S_, B_, I_]), Init("w", floats(1, 4 * H_, 
 case("Split", single("Split", [X, Init("sp", ints(1, 3))], {"axis": 2}, n_outputs=2, opset=13), name="opset13", flops=0)
 case("Clip", single("Clip", [X, Init("lo", np.array(0.0, np.float32)), Init("hi", np.array(6.0, np.float32))], opset=13),
      name="opset13-inputs", flops=2 * N)
+
+
+# --------------------------------------------------------------------------- attribute variants
+# LSTM with HardSigmoid gates (4 FLOPs): 4H + 3*4H + H + 3H + H + H = 22H per step-row.
+case("LSTM", single("LSTM", [In("x", [S_, B_, I_]), Init("w", floats(1, 4 * H_, I_)), Init("r", floats(1, 4 * H_, H_))],
+                    {"hidden_size": H_, "activations": ["HardSigmoid", "Tanh", "Tanh"]}, n_outputs=1), name="hardsigmoid-gates",
+     macs=LSTM_MACS, flops=2 * LSTM_MACS + S_ * B_ * 22 * H_)
+# GRU with linear_before_reset and clip: same MACs; clip adds 2 per gate pre-activation (2*3H).
+case("GRU", single("GRU", [In("x", [S_, B_, I_]), Init("w", floats(1, 3 * H_, I_)), Init("r", floats(1, 3 * H_, H_))],
+                   {"hidden_size": H_, "linear_before_reset": 1, "clip": 5.0}, n_outputs=1), name="lbr-clip",
+     macs=S_ * B_ * 3 * H_ * (I_ + H_), flops=2 * S_ * B_ * 3 * H_ * (I_ + H_) + S_ * B_ * (15 + 6) * H_)
+# Attention with a float additive mask: +1 per score.
+case("Attention", single("Attention", [In("q", [1, 2, 3, 4]), In("k", [1, 2, 5, 4]), In("v", [1, 2, 5, 4]), In("m", [3, 5])]),
+     name="float-mask", macs=30 * 8, flops=2 * 30 * 8 + 30 * (1 + 1 + 5))
+# Resize by output sizes instead of scales: (1,2,4,4) -> (1,2,4,6): one axis changes, 2 taps.
+case("Resize", single("Resize", [In("x", [1, 2, 4, 4]), "", "", Init("sizes", ints(1, 2, 4, 6))], {"mode": "linear"}),
+     name="sizes-one-axis", flops=2 * 2 * 48)
+# STFT of a complex signal without a window: frame_length 8, step 8 -> 2 frames, complex FFT.
+case("STFT", single("STFT", [In("s", [1, 16, 2]), Init("step", np.array(8, np.int64)), "", Init("fl", np.array(8, np.int64))],
+                    {"onesided": 0}), name="complex-no-window", flops=2 * 5 * 8 * 3)
+
+
+def _loop_with_data_condition():
+    body = helper.make_graph(
+        [helper.make_node("Add", ["x_in", "x_in"], ["x_out"]), helper.make_node("Identity", ["c_in"], ["c_out"])], "body",
+        [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("c_in", T.BOOL, []),
+         helper.make_tensor_value_info("x_in", F32, [3, 4])],
+        [helper.make_tensor_value_info("c_out", T.BOOL, []), helper.make_tensor_value_info("x_out", F32, [3, 4])])
+    node = helper.make_node("Loop", ["m", "c", "x"], ["y0"], body=body)
+    return make_model([node], [Init("m", np.array(4, np.int64)), In("c", [], T.BOOL), In("x", [3, 4])], ["y0"])
+
+
+case("Loop", _loop_with_data_condition, name="data-condition", flops=4 * 12, note="upper bound")
