@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from goldenlib import F32, GoldenCase, In, Init, floats, ints, single
+from goldenlib import GoldenCase, In, Init, floats, ints, single
 from onnx import TensorProto as T
 
 MS = "com.microsoft"
