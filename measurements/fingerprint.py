@@ -9,7 +9,10 @@ restarts of the same machine and software, and keys every measurement and the pe
 
 - achieved float32 GEMM FLOP/s through onnxruntime's own ``MatMul`` kernel with the
   configured intra-op threads (what a model's MatMul/Conv can actually reach here);
-- memory bandwidth from a large array copy (``numpy.copyto``; bytes read + bytes written).
+- memory bandwidth from a large array copy (``numpy.copyto``; bytes read + bytes written);
+- the runtime's dispatch overhead per op and per run (chains of 1 and 64 tiny Relu ops).
+
+:func:`device_spec` turns fingerprint + peaks into the fields of ``nascost.v1.DeviceSpec``.
 
 :func:`cached_peaks` keeps them in the store, keyed by fingerprint digest and thread count.
 """
@@ -72,6 +75,15 @@ class DeviceFingerprint:
                 for g in self.gpus
             ],
         }
+
+    @property
+    def gpu_model(self) -> str:
+        """GPU names joined by ", " ("" without GPUs): the proto's ``gpu_model``."""
+        return ", ".join(g.name for g in self.gpus)
+
+    @property
+    def gpu_driver(self) -> str:
+        return ", ".join(sorted({g.driver_version for g in self.gpus}))
 
     @property
     def digest(self) -> str:
@@ -155,6 +167,30 @@ def _gpus(timeout_s: float = 5.0) -> tuple[GpuInfo, ...]:
     return tuple(gpus)
 
 
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache of cpu0 (sysfs), or None when unknown."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    best: int | None = None
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        try:
+            with open(os.path.join(base, entry, "size"), encoding="ascii") as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in ("K", "M", "G") else text
+        if digits.isdigit():
+            size = int(digits) * mult
+            best = size if best is None else max(best, size)
+    return best
+
+
 def local_fingerprint() -> DeviceFingerprint:
     """Fingerprint of this machine and its runtime (a few ms; nvidia-smi adds ~0.1 s if present)."""
     import onnxruntime as ort
@@ -187,6 +223,8 @@ class DevicePeaks:
         memory_bandwidth_bytes_per_s: best copy bandwidth, counting bytes read + written.
         gemm_size: n of the n x n x n GEMM used.
         copy_bytes: size of the copied array.
+        per_op_overhead_s: dispatch cost of one tiny op inside a session run.
+        per_run_overhead_s: fixed cost of one ``InferenceSession.run`` call (Python to result).
     """
 
     gemm_flops_per_s: float
@@ -196,7 +234,9 @@ class DevicePeaks:
     gemm_size: int
     copy_bytes: int
     measured_at: float
-    method: str = "onnxruntime MatMul float32; numpy.copyto"
+    per_op_overhead_s: float = 0.0
+    per_run_overhead_s: float = 0.0
+    method: str = "onnxruntime MatMul float32; numpy.copyto; onnxruntime Relu chain"
 
     @property
     def ridge_flops_per_byte(self) -> float:
@@ -216,6 +256,8 @@ class DevicePeaks:
             "gemm_size": self.gemm_size,
             "copy_bytes": self.copy_bytes,
             "measured_at": self.measured_at,
+            "per_op_overhead_s": self.per_op_overhead_s,
+            "per_run_overhead_s": self.per_run_overhead_s,
             "method": self.method,
         }
 
@@ -229,6 +271,8 @@ class DevicePeaks:
             gemm_size=int(d["gemm_size"]),
             copy_bytes=int(d["copy_bytes"]),
             measured_at=float(d["measured_at"]),
+            per_op_overhead_s=float(d.get("per_op_overhead_s", 0.0)),
+            per_run_overhead_s=float(d.get("per_run_overhead_s", 0.0)),
             method=str(d.get("method", "")),
         )
 
@@ -274,6 +318,53 @@ def measure_gemm_flops(
     return flop / times[0], flop / times[len(times) // 2]
 
 
+def _relu_chain_model(ops: int) -> bytes:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    names = ["x"] + [f"t{i}" for i in range(ops - 1)] + ["y"]
+    nodes = [helper.make_node("Relu", [names[i]], [names[i + 1]]) for i in range(ops)]
+    graph = helper.make_graph(nodes, "chain", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def measure_dispatch_overhead(
+    *, intra_op_threads: int = 1, ops: int = 64, duration_s: float = 0.5
+) -> tuple[float, float]:
+    """(per-op, per-run) overhead in seconds, from 1-op and ``ops``-op chains of Relu on one float.
+
+    Graph optimization is disabled so the chain is not folded away; the difference of the two
+    medians divided by ``ops - 1`` is the cost of dispatching one op.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = intra_op_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    feeds = {"x": np.ones(1, dtype=np.float32)}
+    medians = []
+    for n in (1, ops):
+        sess = ort.InferenceSession(_relu_chain_model(n), so, providers=["CPUExecutionProvider"])
+        for _ in range(20):
+            sess.run(None, feeds)
+        times: list[float] = []
+        end = time.perf_counter() + duration_s / 2
+        while time.perf_counter() < end or len(times) < 20:
+            t0 = time.perf_counter()
+            sess.run(None, feeds)
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        medians.append(times[len(times) // 2])
+    per_op = max(0.0, (medians[1] - medians[0]) / (ops - 1))
+    return per_op, max(0.0, medians[0] - per_op)
+
+
 def measure_copy_bandwidth(*, nbytes: int = 128 << 20, duration_s: float = 1.0) -> float:
     """Best bytes/s of ``numpy.copyto`` over an array far larger than any cache (read + write)."""
     import numpy as np
@@ -300,11 +391,14 @@ def measure_peaks(
     copy_bytes: int = 128 << 20,
     duration_s: float = 1.0,
 ) -> DevicePeaks:
-    """Run both micro-benchmarks (about ``2 * duration_s`` seconds)."""
+    """Run the micro-benchmarks (about ``2.5 * duration_s`` seconds)."""
     best, median = measure_gemm_flops(
         intra_op_threads=intra_op_threads, n=gemm_n, duration_s=duration_s
     )
     bw = measure_copy_bandwidth(nbytes=copy_bytes, duration_s=duration_s)
+    per_op, per_run = measure_dispatch_overhead(
+        intra_op_threads=intra_op_threads, duration_s=duration_s / 2
+    )
     peaks = DevicePeaks(
         gemm_flops_per_s=best,
         gemm_median_flops_per_s=median,
@@ -313,6 +407,8 @@ def measure_peaks(
         gemm_size=gemm_n,
         copy_bytes=copy_bytes,
         measured_at=time.time(),
+        per_op_overhead_s=per_op,
+        per_run_overhead_s=per_run,
     )
     logger.info(
         "local peaks: %.1f GFLOP/s float32 GEMM (%d threads), %.1f GB/s copy",
@@ -344,3 +440,19 @@ def cached_peaks(
     peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
     store.put_peaks(digest, intra_op_threads, peaks.to_dict())
     return peaks
+
+
+def device_spec(fingerprint: DeviceFingerprint, peaks: DevicePeaks) -> dict[str, Any]:
+    """The local device as the fields of ``nascost.v1.DeviceSpec`` (plain dict)."""
+    return {
+        "peak_flops_per_s": {"float32": peaks.gemm_flops_per_s},
+        "memory_bandwidth_bytes_per_s": peaks.memory_bandwidth_bytes_per_s,
+        "cache_bytes": last_level_cache_bytes() or 0,
+        "cores": fingerprint.logical_cores,
+        "memory_bytes": fingerprint.memory_bytes,
+        "per_op_overhead_s": peaks.per_op_overhead_s,
+        "source": (
+            f"measured by micro-benchmark ({peaks.method}; "
+            f"{peaks.intra_op_threads} intra-op thread(s))"
+        ),
+    }

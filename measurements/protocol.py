@@ -39,7 +39,7 @@ class TimingOptions:
             per window and at least ``ADAPTIVE_MIN_RUNS`` runs.
         stable_windows: how many consecutive windows must agree.
         stability_threshold_pct: the last ``stable_windows`` window medians agree when
-            ``(max - min) / min * 100`` is at most this.
+            ``(max - min) / median * 100`` is at most this.
         time_budget_s: wall-clock budget for warm-up and windows of one batch size; when it
             ends the measurement stops and is reported as not stable (if it was not).
     """
@@ -95,7 +95,7 @@ class LatencyStats:
         n: number of timed runs the statistics are computed from.
         windows: windows run in total (including earlier, unstable ones).
         stable: whether the last windows' medians agreed within the threshold.
-        window_spread_pct: ``(max - min) / min * 100`` of the last windows' medians.
+        window_spread_pct: ``(max - min) / median * 100`` of the last windows' medians.
         total_runs: every timed run, in all windows.
     """
 
@@ -160,13 +160,14 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def spread_pct(values: Sequence[float]) -> float:
-    """``(max - min) / min * 100``; 0 for fewer than two values, inf when min is 0."""
+    """``(max - min) / median * 100``; 0 for fewer than two values, inf when the median is 0."""
     if len(values) < 2:
         return 0.0
     lo, hi = min(values), max(values)
-    if lo <= 0:
+    mid = statistics.median(values)
+    if mid <= 0:
         return 0.0 if hi == lo else math.inf
-    return (hi - lo) / lo * 100.0
+    return (hi - lo) / mid * 100.0
 
 
 def summarize(

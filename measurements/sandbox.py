@@ -209,7 +209,9 @@ def run_sandboxed(
         "limits": {
             # GPU runtimes reserve tens of GiB of virtual address space at context creation:
             # an RLIMIT_AS would refuse them, so GPU providers rely on the wall clock alone.
-            "address_space_bytes": limits.address_space_bytes if config.provider == CPU_PROVIDER else None,
+            "address_space_bytes": limits.address_space_bytes
+            if config.provider == CPU_PROVIDER
+            else None,
             "cpu_time_s": limits.effective_cpu_time_s(config),
             "file_size_bytes": limits.file_size_bytes,
         },
