@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import models  # noqa: E402
+import models
 
 
 def _median_s(fn: Callable[[], object], repeat: int) -> float:
