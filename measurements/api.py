@@ -147,13 +147,36 @@ def _with_optimized_analysis(result: MeasurementResult, report: ProgressFn) -> M
     report("analyzing", 1.0, "counting the runtime's optimized graph")
     shapes = ShapeRequest(input_shapes=dict(result.batches[0].input_shapes))
     try:
-        analysis = analyze(load_graph_bytes(result.optimized_model, shapes))
+        analysis = analyze(
+            load_graph_bytes(_forget_symbolic_output_shapes(result.optimized_model), shapes)
+        )
     except NascostError as e:
         logger.info("optimized graph could not be analyzed: %s", e)
         return dataclasses.replace(
             result, warnings=(*result.warnings, f"optimized graph not analyzed: {e}")
         )
     return dataclasses.replace(result, optimized_analysis=analysis)
+
+
+def _forget_symbolic_output_shapes(model_bytes: bytes) -> bytes:
+    """The optimized graph with symbolic graph-output shapes cleared.
+
+    onnxruntime keeps the declared outputs (``["N", 256]``); when the last node is a contrib
+    op that ONNX shape inference cannot infer (``FusedGemm``, ``nchwc.Conv``), the symbolic
+    declaration would otherwise stand in for the shape and leave that node uncounted. Cleared,
+    the output's shape comes from the contrib op's own shape function.
+    """
+    from nascost.predictors.graph import parse_model
+
+    model = parse_model(model_bytes)
+    changed = False
+    for vi in model.graph.output:
+        tt = vi.type.tensor_type
+        symbolic = tt.HasField("shape") and any(not d.HasField("dim_value") for d in tt.shape.dim)
+        if vi.type.HasField("tensor_type") and symbolic:
+            tt.ClearField("shape")
+            changed = True
+    return bytes(model.SerializeToString()) if changed else model_bytes
 
 
 def measure_and_store(

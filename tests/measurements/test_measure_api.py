@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from measure_models import mlp
+from measure_models import convnet, mlp
 
 from nascost.measurements.api import device_lock, measure, measure_and_store
 from nascost.measurements.fingerprint import local_fingerprint
@@ -69,6 +69,9 @@ def test_optimized_graph_is_counted_again() -> None:
     assert analysis is not None
     assert len(analysis.nodes) == len(optimized.graph.node)
     assert analysis.input_shapes.get("x") == (2, 64)
+    # Fusion changes the kernels, not the arithmetic: MACs of 3 layers of 2x64 @ 64x64.
+    assert analysis.macs == 3 * 2 * 64 * 64
+    assert not analysis.unsupported
     # The kernels in the profile are the nodes of the optimized graph.
     kernel_names = {k.node_name for k in result.batches[0].kernels}
     assert kernel_names <= {n.name for n in optimized.graph.node}
@@ -83,3 +86,16 @@ def test_measure_and_store(tmp_path: Path) -> None:
         assert rows[0].fingerprint_digest == local_fingerprint().digest
         assert rows[0].p50_ms == result.batches[0].latency.p50_ms
         assert rows[1].nodes and rows[1].nodes[0]["input_shapes"][0][0] == 3
+
+
+def test_optimized_convnet_counts_the_same_macs() -> None:
+    """At level 'all' on CPU the convs become com.microsoft.nchwc ops (and reorders); their
+    MACs are still those of the submitted convolutions (closed form)."""
+    result = measure(convnet(channels=16, size=32), batch_sizes=[2], timing=QUICK, analyze_optimized=True)
+    analysis = result.optimized_analysis
+    assert analysis is not None
+    domains = {n.domain for n in analysis.nodes}
+    assert "com.microsoft.nchwc" in domains
+    pixels = 32 * 32
+    expected = 2 * (16 * 3 * 9 * pixels + 16 * 16 * 9 * pixels)
+    assert analysis.macs == expected

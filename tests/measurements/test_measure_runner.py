@@ -191,15 +191,15 @@ def test_missing_provider_is_refused(tmp_path: object) -> None:
 
 
 def test_kernel_times_fit_inside_a_run(tmp_path: object) -> None:
-    """Per-kernel medians, summed, are a part of one run's latency (not of many runs)."""
-    model = convnet(channels=8, size=16)
+    """Per-kernel medians, summed, are most of one run's latency: not of many runs (calls and
+    medians are per run), and not a sliver (every kernel of a compute-bound model is there)."""
+    model = convnet(channels=16, size=64)
     result, _ = run_measurement(
         model, shapes=None, batch_sizes=[1], config=RunnerConfig(profile_runs=20), timing=FAST, workdir=str(tmp_path)
     )
-    kernels_total_us = sum(k.median_us * k.calls for k in result.batches[0].kernels)
-    assert kernels_total_us > 0
-    # The sum of kernel times is a part of the run: it cannot exceed the p50 by much.
-    assert kernels_total_us / 1e3 < result.batches[0].latency.p50_ms * 1.5
+    kernels_total_ms = sum(k.median_us * k.calls for k in result.batches[0].kernels) / 1e3
+    p50_ms = result.batches[0].latency.p50_ms
+    assert 0.3 * p50_ms < kernels_total_ms < 2.0 * p50_ms, (kernels_total_ms, p50_ms)
 
 
 def test_peak_memory_grows_with_batch(tmp_path: object) -> None:
