@@ -201,15 +201,16 @@ def cmd_ops(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console()
+    ai = cov["ai_onnx"]
     console.print(
-        f"ai.onnx coverage: {cov['ai_onnx_covered']} of {cov['ai_onnx_total']} ops "
-        f"({cov['ai_onnx_coverage_pct']:.1f} %) at onnx {cov['onnx_version']}; "
-        f"{cov['registered_total']} ops registered in all domains"
+        f"ai.onnx coverage: {ai['coverage_percent']:.1f} % of {ai['total']} ops at onnx {cov['onnx_version']} "
+        f"(opset {cov['opset']}): {len(ai['counted'])} counted, {len(ai['free'])} free on purpose, "
+        f"{len(ai['not_covered'])} without a handler; {cov['registered_count']} ops registered in all domains"
     )
     for domain, ops in cov["registered"].items():
-        console.print(f"[bold]{domain or 'ai.onnx'}[/] ({len(ops)}): " + ", ".join(ops))
-    if cov["ai_onnx_not_covered"]:
-        console.print("[yellow]ai.onnx ops without a handler:[/] " + ", ".join(cov["ai_onnx_not_covered"]))
+        console.print(f"[bold]{domain}[/] ({len(ops)}): " + ", ".join(ops))
+    if ai["not_covered"]:
+        console.print("[yellow]ai.onnx ops without a handler:[/] " + ", ".join(ai["not_covered"]))
     return 0
 
 

@@ -94,3 +94,17 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(example: Path, tmp_path: 
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_ops_lists_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
+    from nascost.predictors.costs.registry import registered
+
+    assert main(["ops", "--json"]) == 0
+    cov = json.loads(capsys.readouterr().out)
+    schemas = {s.name for s in onnx.defs.get_all_schemas_with_history() if s.domain in ("", "ai.onnx")}
+    assert cov["ai_onnx"]["total"] == len(schemas)
+    assert cov["registered_count"] == len(registered())
+    assert main(["ops"]) == 0
+    assert "ai.onnx coverage" in capsys.readouterr().out
