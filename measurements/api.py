@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +47,11 @@ def _lock_for(device_id: str) -> threading.Lock:
         return lock
 
 
+def _lock_file_name(device_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device_id)
+    return f"measure-{safe}-{hashlib.sha256(device_id.encode()).hexdigest()[:8]}.lock"
+
+
 @contextlib.contextmanager
 def device_lock(
     device_id: str = LOCAL_DEVICE_ID,
@@ -51,28 +59,52 @@ def device_lock(
     cancel: threading.Event | None = None,
     timeout_s: float | None = None,
     on_wait: Callable[[], None] | None = None,
+    lock_dir: str | os.PathLike[str] | None = None,
 ) -> Iterator[None]:
     """Hold the device's measurement lock; waiting stops on ``cancel`` or after ``timeout_s``.
+
+    Args:
+        lock_dir: also hold an ``flock`` on a file in this directory, so that several server
+            processes on one host (sidecar replicas sharing a data dir) never measure the
+            same device at once. None: this process only.
 
     Raises:
         CancelledError: ``cancel`` was set while waiting.
         LimitExceededError: the lock was not free within ``timeout_s``.
     """
     lock = _lock_for(device_id)
-    if not lock.acquire(blocking=False):
-        if on_wait is not None:
-            on_wait()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not lock.acquire(timeout=0.05):
-            if cancel is not None and cancel.is_set():
-                raise CancelledError(f"cancelled while waiting for device {device_id!r}")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise LimitExceededError(
-                    f"device {device_id!r} is busy with another measurement (waited {timeout_s:g} s)"
-                )
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    waited = False
+
+    def wait_once() -> None:
+        nonlocal waited
+        if not waited:
+            waited = True
+            if on_wait is not None:
+                on_wait()
+        if cancel is not None and cancel.is_set():
+            raise CancelledError(f"cancelled while waiting for device {device_id!r}")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise LimitExceededError(f"device {device_id!r} is busy with another measurement (waited {timeout_s:g} s)")
+
+    while not lock.acquire(timeout=0.05):
+        wait_once()
+    fd = -1
     try:
+        if lock_dir is not None:
+            os.makedirs(lock_dir, exist_ok=True)
+            fd = os.open(os.path.join(lock_dir, _lock_file_name(device_id)), os.O_RDWR | os.O_CREAT, 0o644)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    wait_once()
+                    time.sleep(0.05)
         yield
     finally:
+        if fd >= 0:
+            os.close(fd)  # closing releases the flock
         lock.release()
 
 
@@ -89,6 +121,7 @@ def measure(
     device_id: str = LOCAL_DEVICE_ID,
     analyze_optimized: bool = False,
     lock_timeout_s: float | None = None,
+    lock_dir: str | os.PathLike[str] | None = None,
 ) -> MeasurementResult:
     """Measure a model on the local device, sandboxed, one measurement at a time per device.
 
@@ -106,6 +139,7 @@ def measure(
         analyze_optimized: also return the runtime's optimized graph and its static analysis
             at the first batch size's input shapes (``result.optimized_analysis``).
         lock_timeout_s: give up waiting for a busy device after this long.
+        lock_dir: directory for the cross-process device lock (see :func:`device_lock`).
 
     Raises:
         The domain errors of :func:`nascost.measurements.sandbox.run_sandboxed`.
@@ -120,7 +154,7 @@ def measure(
     def waiting() -> None:
         report("queued", 0.0, f"waiting for device {device_id!r} (another measurement is running)")
 
-    with device_lock(device_id, cancel=cancel, timeout_s=lock_timeout_s, on_wait=waiting):
+    with device_lock(device_id, cancel=cancel, timeout_s=lock_timeout_s, on_wait=waiting, lock_dir=lock_dir):
         result = run_sandboxed(
             model_bytes,
             shapes=shapes,
@@ -192,6 +226,7 @@ def measure_and_store(
     cancel: threading.Event | None = None,
     device_id: str = LOCAL_DEVICE_ID,
     analyze_optimized: bool = False,
+    lock_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[MeasurementResult, list[int]]:
     """:func:`measure`, then store every batch size with the local fingerprint (one transaction).
 
@@ -211,6 +246,7 @@ def measure_and_store(
         cancel=cancel,
         device_id=device_id,
         analyze_optimized=analyze_optimized,
+        lock_dir=lock_dir,
     )
     fp = local_fingerprint()
     ids = store.add_measurement(

@@ -372,6 +372,29 @@ def resolve_input_shapes(
     return out
 
 
+def default_batch_size(inputs: Sequence[InputSpec], shapes: ShapeRequest | None) -> int:
+    """The batch size measured when none is requested: the graph's own.
+
+    The dim 0 the request's explicit input shapes give an input with a symbolic dim 0, else
+    the request's value for that dim's name, else the graph's fixed dim 0, else 1.
+    """
+    explicit = dict(shapes.input_shapes) if shapes is not None else {}
+    dim_values = dict(shapes.dim_values) if shapes is not None else {}
+    fixed: list[int] = []
+    for spec in inputs:
+        if not spec.shape:
+            continue
+        lead = spec.shape[0]
+        if isinstance(lead, int):
+            fixed.append(lead)
+            continue
+        if explicit.get(spec.name):
+            return int(explicit[spec.name][0])
+        if isinstance(lead, str) and lead in dim_values:
+            return int(dim_values[lead])
+    return fixed[0] if fixed else 1
+
+
 def make_input(spec: InputSpec, dims: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Random, never all-zero data for one input.
 
@@ -629,6 +652,7 @@ def run_measurement(
 
     Args:
         model_bytes: serialized ONNX, already checked for external data by the caller.
+        batch_sizes: measured in this order; empty = the graph's own (:func:`default_batch_size`).
         workdir: a private directory for the profile trace and the optimized graph.
 
     Returns:
@@ -643,8 +667,6 @@ def run_measurement(
 
     config.validate()
     timing.validate()
-    if not batch_sizes:
-        batch_sizes = [1]
     batch_list = [int(b) for b in batch_sizes]
     if any(b < 1 for b in batch_list):
         raise InvalidRequestError(f"batch sizes must be >= 1, got {batch_list}")
@@ -658,6 +680,8 @@ def run_measurement(
     sess = ort.InferenceSession(model_bytes, session_options(config), providers=providers)
     session_load_ms = (time.perf_counter() - t0) * 1e3
     specs = input_specs(sess)
+    if not batch_list:
+        batch_list = [default_batch_size(specs, shapes)]
     resolved_all = [resolve_input_shapes(specs, shapes, b) for b in batch_list]
     do_profile = config.profile_nodes or config.save_optimized_graph
     n_steps = len(batch_list) * (2 if do_profile else 1)

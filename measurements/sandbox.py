@@ -111,10 +111,17 @@ def _shapes_dict(shapes: ShapeRequest | None) -> dict[str, Any] | None:
     }
 
 
+_ENV_KEYS = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH"}
+)
+_ENV_PREFIXES = ("CUDA_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "ORT_", "TRT_")
+
+
 def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
+    """A minimal environment: what Python, onnxruntime and GPU drivers need, and no secrets
+    (tokens, TLS key paths) of the server's own environment."""
+    env = {k: v for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.pop("PYTHONSTARTUP", None)
     return env
 
 
@@ -189,7 +196,7 @@ def run_sandboxed(
     limits.validate()
     if shapes is not None:
         shapes.validate()
-    batch_list = [int(b) for b in batch_sizes] or [1]
+    batch_list = [int(b) for b in batch_sizes]  # empty: the graph's own batch size
     if any(b < 1 for b in batch_list):
         raise InvalidRequestError(f"batch sizes must be >= 1, got {batch_list}")
     # Refuse external data and garbage before anything else sees the bytes.

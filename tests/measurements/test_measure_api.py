@@ -99,3 +99,36 @@ def test_optimized_convnet_counts_the_same_macs() -> None:
     pixels = 32 * 32
     expected = 2 * (16 * 3 * 9 * pixels + 16 * 16 * 9 * pixels)
     assert analysis.macs == expected
+
+
+_HOLDER = r"""
+import sys, time
+from nascost.measurements.api import device_lock
+with device_lock("shared-dev", lock_dir=sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_device_lock_spans_processes(tmp_path: Path) -> None:
+    """Another process holding the device's file lock makes this one wait (sidecar replicas)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path), "1.0"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    with pytest.raises(LimitExceededError), device_lock("shared-dev", lock_dir=tmp_path, timeout_s=0.2):
+        pass
+    t0 = time.monotonic()
+    with device_lock("shared-dev", lock_dir=tmp_path, timeout_s=10):
+        waited = time.monotonic() - t0
+    proc.wait(timeout=10)
+    assert waited > 0.3  # it waited for the holder to let go
+    with device_lock("other-dev", lock_dir=tmp_path, timeout_s=0.1):
+        pass
+
+
+def test_default_batch_is_the_graphs_own() -> None:
+    result = measure(mlp(width=16, layers=1, batch=3), batch_sizes=[], timing=QUICK, config=RunnerConfig(profile_nodes=False))
+    assert [b.batch_size for b in result.batches] == [3]
+    assert result.batches[0].input_shapes == {"x": (3, 16)}
