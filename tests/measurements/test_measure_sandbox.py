@@ -204,3 +204,14 @@ def _is_child(pid: int) -> bool:
         return int(fields[1]) == os.getpid() and fields[0] != "Z"
     except (OSError, ValueError, IndexError):
         return False
+
+
+def test_worker_environment_keeps_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nascost.measurements.sandbox import _worker_env
+
+    monkeypatch.setenv("NASCOST_AUTH_TOKEN", "s3cret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    env = _worker_env()
+    assert "s3cret" not in env.values()
+    assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == os.environ["PATH"]
