@@ -133,6 +133,7 @@ class KernelRecord:
         output_shapes: shapes of its outputs.
         latency_us: measured time per run (median over runs), when measured.
         fused: number of graph nodes folded into this kernel besides the main one.
+        blocked: whether it runs in the NCHWc blocked layout (profile names end in ``_nchwc``).
     """
 
     name: str
@@ -141,6 +142,7 @@ class KernelRecord:
     output_shapes: tuple[tuple[int, ...], ...]
     latency_us: float | None = None
     fused: int = 0
+    blocked: bool = False  # runs in onnxruntime's NCHWc blocked layout
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -180,6 +182,7 @@ def kernels_from_profile(events: Iterable[Mapping[str, Any]], *, skip_runs: int 
                 op_type=str(args.get("op_name", "")),
                 input_shapes=tuple(_shape_from_profile(s) for s in args.get("input_type_shape", []) or []),
                 output_shapes=tuple(_shape_from_profile(s) for s in args.get("output_type_shape", []) or []),
+                blocked=node.endswith("_nchwc"),
             )
     out = []
     for node, rec in meta.items():
@@ -212,6 +215,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 conv_of[t.name] = n.name
     folded: set[str] = set()
     fused_ops: dict[str, list[str]] = {}
+    producer_of = {t.name: n for n in graph.nodes for t in n.outputs}
     extra_inputs: dict[str, list[tuple[int, ...]]] = {}
     final_out: dict[str, tuple[tuple[int, ...], ...]] = {}
     for n in graph.nodes:
@@ -241,17 +245,153 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 conv_of[o.name] = conv
             break
     fused_count = {k: len(v) for k, v in fused_ops.items()}
+    rename: dict[str, str] = {}
+    _fold_gelu_and_matmul(graph, consumers, out_names, folded, fused_count, final_out, rename)
+    nchwc = _nchwc_nodes(graph, folded, conv_of)
     recs = []
+    reordered_in: set[str] = set()
+    reordered_out: set[str] = set()
     for n in graph.nodes:
         if n.name in folded or n.op_type in _NO_KERNEL:
             continue
         ins = [t for t in n.inputs if t is not None]
         if ins and all(t.is_constant for t in ins):
             continue
+        if n.name in nchwc and n.op_type == "Conv":
+            x = n.inputs[0]
+            src = _effective_producer(x.name, conv_of, producer_of) if x is not None else None
+            cin = x.shape[1] if x is not None and x.shape and len(x.shape) > 1 else 0
+            if x is not None and x.known and src not in nchwc and cin >= _NCHWC_BLOCK and x.name not in reordered_in:
+                reordered_in.add(x.name)
+                recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (tuple(x.shape),), (tuple(x.shape),)))  # type: ignore[arg-type]
         in_shapes = tuple(tuple(t.shape) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))  # type: ignore[arg-type]
         out_shapes = final_out.get(n.name) or tuple(tuple(t.shape) for t in n.outputs if t.known)  # type: ignore[arg-type]
-        recs.append(KernelRecord(n.name, n.op_type, in_shapes, out_shapes, None, fused_count.get(n.name, 0)))  # type: ignore[arg-type]
+        recs.append(
+            KernelRecord(
+                n.name,
+                rename.get(n.name, n.op_type),
+                in_shapes,
+                out_shapes,
+                None,
+                fused_count.get(n.name, 0),
+                n.name in nchwc,
+            )  # type: ignore[arg-type]
+        )
+        if n.name not in nchwc:
+            for t in ins:
+                if (
+                    _effective_producer(t.name, conv_of, producer_of) in nchwc
+                    and t.name not in reordered_out
+                    and t.known
+                ):
+                    reordered_out.add(t.name)
+                    recs.append(
+                        KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (tuple(t.shape),), (tuple(t.shape),))
+                    )  # type: ignore[arg-type]
     return recs
+
+
+_NCHWC_BLOCK = 16
+
+
+def _effective_producer(tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any]) -> str | None:
+    if tensor in conv_of:
+        return conv_of[tensor]
+    p = producer_of.get(tensor)
+    return p.name if p is not None else None
+
+
+_NCHWC_FOLLOWERS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
+
+
+def _nchwc_nodes(graph: Graph, folded: set[str], conv_of: Mapping[str, str]) -> set[str]:
+    """Nodes onnxruntime's NCHWc transformer would run in the blocked layout (AVX-512 block 16)."""
+    out: set[str] = set()
+    producer = {t.name: n for n in graph.nodes for t in n.outputs}
+    for n in graph.nodes:
+        if n.op_type == "Conv" and len(n.inputs) > 1 and n.inputs[1] is not None and n.inputs[1].shape:
+            w = n.inputs[1].shape
+            cout, cin_g = w[0] or 0, w[1] or 0
+            groups = n.attrs.get_int("group", 1)
+            ok = cout % 4 == 0 and (
+                (groups == 1 and (cin_g % 4 == 0 or cin_g < _NCHWC_BLOCK)) or (groups == cout and cin_g == 1)
+            )
+            if ok:
+                out.add(n.name)
+        elif n.op_type in _NCHWC_FOLLOWERS and n.inputs and n.inputs[0] is not None:
+            p = producer.get(n.inputs[0].name)
+            src = conv_of.get(n.inputs[0].name, p.name if p is not None else "")
+            if src in out:
+                out.add(n.name)
+    return out
+
+
+def _fold_gelu_and_matmul(
+    graph: Graph,
+    consumers: Mapping[str, int],
+    out_names: set[str],
+    folded: set[str],
+    fused_count: dict[str, int],
+    final_out: dict[str, tuple[tuple[int, ...], ...]],
+    rename: dict[str, str],
+) -> None:
+    """Erf-based GELU (+ a bias Add before it) -> one Gelu/BiasGelu kernel; MatMul + scale/Transpose -> FusedMatMul."""
+    producer = {t.name: n for n in graph.nodes for t in n.outputs}
+    users: dict[str, list[Any]] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            if t is not None:
+                users.setdefault(t.name, []).append(n)
+    for n in graph.nodes:
+        if n.op_type != "Erf" or n.name in folded or not n.inputs or n.inputs[0] is None:
+            continue
+        div = producer.get(n.inputs[0].name)
+        if div is None or div.op_type not in ("Div", "Mul") or not div.inputs or div.inputs[0] is None:
+            continue
+        x = div.inputs[0]
+        add1 = users.get(n.outputs[0].name, [])
+        if len(add1) != 1 or add1[0].op_type != "Add":
+            continue
+        final = users.get(add1[0].outputs[0].name, [])
+        if len(final) != 1 or final[0].op_type != "Mul":
+            continue
+        half = [u for u in users.get(x.name, []) if u.op_type == "Mul" and u is not final[0]]
+        group = [div, add1[0], final[0], *half[:1]]
+        for g in group:
+            folded.add(g.name)
+        fused_count[n.name] = len(group)
+        rename[n.name] = "Gelu"
+        final_out[n.name] = tuple(tuple(o.shape) for o in final[0].outputs if o.known)  # type: ignore[arg-type]
+        bias = producer.get(x.name)
+        if (
+            bias is not None
+            and bias.op_type == "Add"
+            and any(t is not None and t.is_constant for t in bias.inputs)
+            and all(u.name in {g.name for g in group} for u in users.get(x.name, []))
+            and x.name not in out_names
+        ):
+            folded.add(bias.name)
+            fused_count[n.name] += 1
+            rename[n.name] = "BiasGelu"
+    for n in graph.nodes:
+        if n.op_type != "MatMul" or n.name in folded:
+            continue
+        for t in n.inputs:
+            p = producer.get(t.name) if t is not None else None
+            if p is not None and p.op_type == "Transpose" and consumers.get(t.name, 0) == 1 and p.name not in folded:  # type: ignore[union-attr]
+                folded.add(p.name)
+                fused_count[n.name] = fused_count.get(n.name, 0) + 1
+                rename[n.name] = "FusedMatMul"
+        u = users.get(n.outputs[0].name, [])
+        if (
+            len(u) == 1
+            and u[0].op_type in ("Mul", "Div")
+            and any(t is not None and t.is_constant and t.known and t.numel == 1 for t in u[0].inputs)
+        ):
+            folded.add(u[0].name)
+            fused_count[n.name] = fused_count.get(n.name, 0) + 1
+            rename[n.name] = "FusedMatMul"
+            final_out[n.name] = tuple(tuple(o.shape) for o in u[0].outputs if o.known)  # type: ignore[arg-type]
 
 
 KERNEL_FEATURES: tuple[str, ...] = (
@@ -277,6 +417,8 @@ KERNEL_FEATURES: tuple[str, ...] = (
     "log_mm_batch",
     "out_rank",
     "log_last_dim",
+    "blocked_layout",
+    "channels_mod16",
 )
 
 
@@ -334,6 +476,8 @@ def kernel_features(rec: KernelRecord, node: NodeResult | None = None) -> dict[s
     f["fused"] = float(rec.fused + (1 if rec.op_type.startswith("Fused") else 0))
     f["out_rank"] = float(len(out0))
     f["log_last_dim"] = _log(out0[-1]) if out0 else 0.0
+    f["blocked_layout"] = float(rec.blocked)
+    f["channels_mod16"] = float(out0[1] % 16) if len(out0) == 4 else -1.0
     return f
 
 

@@ -291,12 +291,20 @@ def _build_cnn(family: str, rng: np.random.Generator) -> tuple[onnx.ModelProto, 
         "expand": int(_pick(rng, [2, 3, 4, 6])),
         "se": bool(rng.integers(2)),
         "classes": int(_pick(rng, [10, 100, 1000])),
+        "stem": str(_pick(rng, ["conv3s2", "conv3s2", "conv3s2_maxpool", "conv7s2_maxpool", "patchify4", "conv3s1"])),
     }
     b = _Builder(rng)
     hw = cfg["resolution"]
     c = cfg["width"]
-    x, hw = b.conv(INPUT_NAME, 3, c, 3, hw, stride=2)
-    x = b.act(x, cfg["act"])
+    stem = cfg["stem"]
+    if stem == "patchify4":
+        x, hw = b.conv(INPUT_NAME, 3, c, 4, hw, stride=4, pad=0)
+    else:
+        x, hw = b.conv(INPUT_NAME, 3, c, 7 if stem.startswith("conv7") else 3, hw, stride=1 if stem == "conv3s1" else 2)
+        x = b.act(x, cfg["act"])
+    if stem.endswith("maxpool"):
+        x = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        hw = (hw + 2 - 3) // 2 + 1
     for s in range(cfg["stages"]):
         cout = c if s == 0 else round(c * cfg["width_mult"] / 4) * 4
         for i in range(cfg["blocks_per_stage"]):
@@ -320,10 +328,22 @@ def _build_transformer(
         "depth": int(rng.integers(1, 5)),
         "mlp_ratio": int(_pick(rng, [2, 3, 4])),
         "act": str(_pick(rng, ["gelu", "gelu", "relu"])),
+        "embed": str(_pick(rng, ["tokens", "tokens", "patch"])),
+        "patch": int(_pick(rng, [4, 8, 16])),
+        "grid": int(_pick(rng, [4, 7, 8, 14, 16])),
+        "head": str(_pick(rng, ["none", "mean"])),
     }
     b = _Builder(rng)
-    s = cfg["seq_len"]
     x = INPUT_NAME
+    if cfg["embed"] == "patch":
+        p, grid = cfg["patch"], cfg["grid"]
+        cfg["seq_len"] = grid * grid
+        x, _ = b.conv(x, 3, d, p, p * grid, stride=p, pad=0)
+        x = b.op("Transpose", [b.op("Reshape", [x, b.const([0, d, grid * grid])])], perm=[0, 2, 1])
+        shape: tuple[int, ...] = (3, p * grid, p * grid)
+    s = cfg["seq_len"]
+    if cfg["embed"] != "patch":
+        shape = (s, d)
     for _ in range(cfg["depth"]):
         if family == "transformer_attention":
             x = b.transformer_layer(x, s, d, heads, cfg["mlp_ratio"], mlp=False)
@@ -337,7 +357,10 @@ def _build_transformer(
             x = b.op("Add", [x, b.op("Transpose", [t], perm=[0, 2, 1])])
             x = b.op("Add", [x, b.mlp(b.layer_norm(x, d), s, d, d * cfg["mlp_ratio"], cfg["act"])])
     x = b.layer_norm(x, d)
-    shape = (s, d)
+    if cfg["head"] == "mean":
+        x = b.op("ReduceMean", [x], axes=[1], keepdims=0)
+        b.macs += d * 1000
+        x = b.op("Gemm", [x, b.weight((1000, d)), b.weight((1000,), fan_in=d)], transB=1)
     return b.model(x, shape, family), cfg, shape, b.macs
 
 

@@ -183,5 +183,19 @@ def test_pseudo_kernels_fold_activation_and_residual_into_conv() -> None:
     ks = pseudo_kernels(g)
     convs = [n for n in g.nodes if n.op_type == "Conv"]
     assert sum(k.op_type == "Conv" for k in ks) == len(convs)
-    assert sum(k.fused for k in ks) == len(g.nodes) - len(ks)
+    real = [k for k in ks if not k.op_type.startswith("Reorder")]
+    assert sum(k.fused for k in real) == len(g.nodes) - len(real)
     assert all(k.op_type != "Add" for k in ks)  # residual adds follow a conv with one consumer
+
+
+def test_pseudo_kernels_emulate_gelu_fusion_and_layout_reorders() -> None:
+    s = build("convnext_like", 0, max_macs_per_example=60e6)
+    g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1}))
+    ks = pseudo_kernels(g)
+    ops = [k.op_type for k in ks]
+    n_blocks = sum(s.config["stage_blocks"])
+    # onnxruntime runs Div/Erf/Add/Mul/Mul (+ the bias Add) of an erf-GELU as one BiasGelu kernel
+    assert ops.count("BiasGelu") == n_blocks and "Erf" not in ops
+    # each depthwise conv (blocked layout) feeds a Transpose (plain layout): one ReorderOutput per block
+    assert ops.count("ReorderOutput") >= n_blocks
+    assert all(k.blocked for k in ks if k.op_type == "Conv")
