@@ -85,7 +85,9 @@ def device_lock(
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"cancelled while waiting for device {device_id!r}")
         if deadline is not None and time.monotonic() >= deadline:
-            raise LimitExceededError(f"device {device_id!r} is busy with another measurement (waited {timeout_s:g} s)")
+            raise LimitExceededError(
+                f"device {device_id!r} is busy with another measurement (waited {timeout_s:g} s)"
+            )
 
     while not lock.acquire(timeout=0.05):
         wait_once()
@@ -93,7 +95,9 @@ def device_lock(
     try:
         if lock_dir is not None:
             os.makedirs(lock_dir, exist_ok=True)
-            fd = os.open(os.path.join(lock_dir, _lock_file_name(device_id)), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(
+                os.path.join(lock_dir, _lock_file_name(device_id)), os.O_RDWR | os.O_CREAT, 0o644
+            )
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,7 +158,9 @@ def measure(
     def waiting() -> None:
         report("queued", 0.0, f"waiting for device {device_id!r} (another measurement is running)")
 
-    with device_lock(device_id, cancel=cancel, timeout_s=lock_timeout_s, on_wait=waiting, lock_dir=lock_dir):
+    with device_lock(
+        device_id, cancel=cancel, timeout_s=lock_timeout_s, on_wait=waiting, lock_dir=lock_dir
+    ):
         result = run_sandboxed(
             model_bytes,
             shapes=shapes,

@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 GIB = 1 << 30
 MIB = 1 << 20
 _POLL_S = 0.05
+_EXIT_GRACE_S = 5.0
 _MAX_MESSAGE_BYTES = 64 * MIB
 
 
@@ -112,7 +113,17 @@ def _shapes_dict(shapes: ShapeRequest | None) -> dict[str, Any] | None:
 
 
 _ENV_KEYS = frozenset(
-    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH"}
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TMPDIR",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "LD_LIBRARY_PATH",
+    }
 )
 _ENV_PREFIXES = ("CUDA_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "ORT_", "TRT_")
 
@@ -282,7 +293,11 @@ def _pump(
     report: ProgressFn,
     limits: SandboxLimits,
 ) -> list[dict[str, Any]]:
-    """Read the worker's messages until EOF; enforce the deadline and cancellation."""
+    """Read the worker's messages until EOF; enforce the deadline and cancellation.
+
+    Once the worker has sent its result (or error) it gets ``_EXIT_GRACE_S`` to exit; a
+    worker stuck in teardown is then killed and its message still counts.
+    """
     messages: list[dict[str, Any]] = []
     buf = bytearray()
     with selectors.DefaultSelector() as sel:
@@ -292,6 +307,12 @@ def _pump(
                 _kill_group(proc)
                 raise CancelledError("measurement cancelled; the worker was stopped")
             now = time.monotonic()
+            if messages and now >= deadline:
+                logger.warning(
+                    "measurement worker pid %d did not exit after its result; killed", proc.pid
+                )
+                _kill_group(proc)
+                return messages
             if now >= deadline:
                 _kill_group(proc)
                 raise MeasurementTimeoutError(
@@ -330,6 +351,7 @@ def _pump(
                     )
                 else:
                     messages.append(msg)
+                    deadline = min(deadline, time.monotonic() + _EXIT_GRACE_S)
     # EOF: the worker closed its end (exited). Wait for it, still under the deadline.
     while proc.poll() is None:
         if cancel is not None and cancel.is_set():
@@ -337,6 +359,8 @@ def _pump(
             raise CancelledError("measurement cancelled; the worker was stopped")
         if time.monotonic() >= deadline:
             _kill_group(proc)
+            if messages:
+                return messages
             raise MeasurementTimeoutError(
                 f"measurement ran past its wall-clock limit of {limits.wall_timeout_s:g} s and was stopped"
             )
@@ -361,7 +385,11 @@ def _outcome(
 ) -> MeasurementResult:
     result_msg = next((m for m in messages if m.get("type") == "result"), None)
     error_msg = next((m for m in messages if m.get("type") == "error"), None)
-    if result_msg is not None and rc == 0:
+    if result_msg is not None:
+        if rc != 0:  # a complete result, then a crash or a kill in teardown: the result stands
+            logger.warning(
+                "measurement worker pid %d exited with %d after sending its result", pid, rc
+            )
         opt_name = result_msg.get("optimized_model_file")
         optimized: bytes | None = None
         if isinstance(opt_name, str) and opt_name and os.path.basename(opt_name) == opt_name:

@@ -191,6 +191,8 @@ def test_cancellation_stops_the_worker() -> None:
 
 def test_parent_is_fine_after_the_faults() -> None:
     """After every fault above, a normal measurement still works and no worker is left."""
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    assert not [p for p in pids if _is_child(p)]
     result = run_sandboxed(mlp(width=64, layers=1), timing=QUICK, config=RunnerConfig(profile_nodes=False))
     assert result.batches[0].latency.p50_ms > 0
     children = [p for p in os.listdir("/proc") if p.isdigit() and _is_child(int(p))]
@@ -198,10 +200,13 @@ def test_parent_is_fine_after_the_faults() -> None:
 
 
 def _is_child(pid: int) -> bool:
+    """A live measurement worker started by this process."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().split(")")[-1].split()
-        return int(fields[1]) == os.getpid() and fields[0] != "Z"
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        return int(fields[1]) == os.getpid() and fields[0] != "Z" and b"nascost.measurements._worker" in cmdline
     except (OSError, ValueError, IndexError):
         return False
 
@@ -215,3 +220,16 @@ def test_worker_environment_keeps_no_secrets(monkeypatch: pytest.MonkeyPatch) ->
     env = _worker_env()
     assert "s3cret" not in env.values()
     assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == os.environ["PATH"]
+
+
+def test_a_sent_result_stands_even_if_teardown_crashes(tmp_path: object) -> None:
+    from nascost.measurements.sandbox import _outcome
+
+    result = run_sandboxed(mlp(width=16, layers=1), timing=QUICK, config=RunnerConfig(profile_nodes=False))
+    message = {"type": "result", "result": result.to_dict(), "optimized_model_file": None}
+    again = _outcome([message], -signal.SIGKILL, 1, "/nonexistent", str(tmp_path), SandboxLimits())
+    assert again.batches == result.batches
+    with pytest.raises(WorkerCrashedError, match="SIGSEGV"):
+        _outcome([], -signal.SIGSEGV, 1, "/nonexistent", str(tmp_path), SandboxLimits())
+    with pytest.raises(LimitExceededError):
+        _outcome([{"type": "error", "kind": "limit", "stage": "timing", "message": "std::bad_alloc"}], 3, 1, "/x", str(tmp_path), SandboxLimits())
