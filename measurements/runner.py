@@ -61,7 +61,8 @@ class RunnerConfig:
         optimization_level: ``disabled | basic | extended | all`` (onnxruntime's levels).
         profile_nodes: run a profiling session for per-node kernel times.
         save_optimized_graph: return the runtime's optimized graph (``optimized_model_filepath``).
-        profile_runs: profiled runs per batch size (after one unprofiled-for-stats warm-up).
+        profile_runs: profiled runs per batch size, after one warm-up run whose kernel times
+            are dropped; fewer for slow models (:func:`profile_run_count`).
     """
 
     provider: str = CPU_PROVIDER
@@ -729,7 +730,9 @@ def run_measurement(
                 runs_per_group = []
                 for bi, (b, resolved) in enumerate(zip(batch_list, resolved_all, strict=True)):
                     feeds = make_feeds(specs, resolved, seed=seed + b)
-                    n = config.profile_runs + 1
+                    n = profile_run_count(
+                        config.profile_runs, timed[bi][1].p50_ms, timing.time_budget_s
+                    )
                     for _ in range(n):
                         psess.run(None, feeds)
                     runs_per_group.append(n)
@@ -782,6 +785,13 @@ def run_measurement(
         warnings=tuple(warnings),
     )
     return result, optimized_path
+
+
+def profile_run_count(profile_runs: int, p50_ms: float, time_budget_s: float) -> int:
+    """Profiled runs for one batch size: ``profile_runs`` plus one warm-up, fewer for slow
+    models so profiling takes at most about a quarter of the timing budget (at least 1 run)."""
+    fit = int(0.25 * time_budget_s * 1e3 / p50_ms) if p50_ms > 0 else profile_runs
+    return max(1, min(profile_runs, fit)) + (1 if fit >= 2 else 0)
 
 
 _MEMORY_PATTERNS = (

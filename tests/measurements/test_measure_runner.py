@@ -16,6 +16,7 @@ from nascost.measurements.runner import (
     make_feeds,
     make_input,
     parse_profile,
+    profile_run_count,
     resolve_input_shapes,
     run_measurement,
 )
@@ -216,3 +217,9 @@ def test_peak_memory_grows_with_batch(tmp_path: object) -> None:
     # batch 64: input 3x64x64 floats + two 16x64x64 activations per example ~ 0.55 MB -> ~35 MB.
     activation_bytes = 64 * (3 + 16 + 16) * 64 * 64 * 4
     assert big.peak_memory_bytes - small.peak_memory_bytes > activation_bytes * 0.3
+
+
+def test_profile_runs_shrink_for_slow_models() -> None:
+    assert profile_run_count(10, p50_ms=1.0, time_budget_s=20) == 11  # 10 + warm-up
+    assert profile_run_count(10, p50_ms=1000.0, time_budget_s=20) == 6  # 5 s of profiling
+    assert profile_run_count(10, p50_ms=30_000.0, time_budget_s=20) == 1  # one run, no warm-up
