@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from nascost.predictors.costs import registry
 from nascost.predictors.costs.convention import FLOPS_PER_MAC
 from nascost.predictors.costs.registry import OpCost
 from nascost.predictors.errors import InvalidModelError
-from nascost.predictors.graph import Graph, Node, TensorInfo, UnresolvedShapeError, dtype_name
+from nascost.predictors.graph import Graph, Node, TensorInfo, UnresolvedShapeError, WeightInfo, dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -167,17 +168,14 @@ def _node_cost(node: Node, fn: registry.CostFn | None) -> tuple[OpCost | None, s
 
 def analyze(graph: Graph) -> Analysis:
     """Count every indicator of ``graph``, per node and in total."""
-    seen_weights: set[str] = set()
     results: list[NodeResult] = []
     unsupported: Counter[tuple[str, str]] = Counter()
     unresolved_syms: set[str] = set()
     control_flow: list[ControlFlow] = []
-    trainable = buffers = embedding = nonzero = dedup = 0
-    nonzero_known = True
+    tally = _ParamTally()
     depth_of: dict[str, int] = {}
     cp_of: dict[str, int] = {}  # critical-path flops ending at a tensor's producer
     width: Counter[int] = Counter()
-    by_dtype: dict[str, list[int]] = {}
     handlers: dict[tuple[str, str], registry.CostFn | None] = {}
     weights = graph.weights
 
@@ -199,49 +197,22 @@ def analyze(graph: Graph) -> Analysis:
         if cost.note:
             note = f"{note}; {cost.note}" if note else cost.note
 
-        # params: each unique float weight once, at its first consumer
-        node_params = 0
+        # params: each unique float weight once, at its first consumer (for a control-flow
+        # node: the weights its subgraphs read, outer or their own, counted once)
         act_read = wt_read = 0
-        for i, t in enumerate(node.inputs):
-            if t is None:
+        for t in node.inputs:
+            if t is None or t.shape is None or None in t.shape:
                 continue
-            if not t.is_constant:
-                if t.shape is not None and None not in t.shape:
-                    act_read += t.nbytes
-                continue
-            if t.shape is not None and None not in t.shape:
+            if t.is_constant:
                 wt_read += t.nbytes
-            if t.name in seen_weights:
-                continue
-            w = weights.get(t.name)
-            if w is None:
-                continue
-            seen_weights.add(t.name)
-            if not w.is_float or w.from_constant_node:
-                continue
-            if w.duplicate_of is not None and w.duplicate_of in seen_weights:
-                dedup += w.numel
-                continue
-            if w.duplicate_of is not None:
-                seen_weights.add(w.duplicate_of)
-            if i in _BUFFER_INPUTS.get(key, ()):
-                buffers += w.numel
-                continue
-            if i in _EMBEDDING_INPUTS.get(key, ()):
-                embedding += w.numel
-            node_params += w.numel
-            if w.nonzero is None:
-                nonzero_known = False
             else:
-                nonzero += w.nonzero
-            entry = by_dtype.setdefault(dtype_name(w.elem_type), [0, 0])
-            entry[0] += w.numel
-            entry[1] += w.nbytes
-        trainable += node_params
+                act_read += t.nbytes
+        node_params = tally.node(node, (weights,))
 
         # memory traffic
         if cost.read_bytes is not None:
             act_read = cost.read_bytes
+        act_read += cost.extra_read_bytes
         if cost.weight_read_bytes is not None:
             wt_read = cost.weight_read_bytes
         write = 0
@@ -260,7 +231,7 @@ def analyze(graph: Graph) -> Analysis:
                 eff_macs = cost.macs * winfo.nonzero // winfo.numel
 
         # parallelism: depth in ops, critical path in flops
-        preds = [t.name for t in node.inputs if t is not None and t.name in depth_of]
+        preds = [t.name for t in (*node.inputs, *node.implicit_inputs) if t is not None and t.name in depth_of]
         counts_depth = not (node.op_type == "Constant" and node.domain == "")
         d = max((depth_of[p] for p in preds), default=0) + (1 if counts_depth else 0)
         cp = max((cp_of[p] for p in preds), default=0) + flops
@@ -289,7 +260,9 @@ def analyze(graph: Graph) -> Analysis:
                 macs=cost.macs,
                 flops=flops,
                 effective_flops=FLOPS_PER_MAC * eff_macs + cost.flops,
-                torchvision_macs=cost.macs if cost.torchvision else 0,
+                torchvision_macs=(
+                    cost.torchvision_macs if cost.torchvision_macs is not None else cost.macs if cost.torchvision else 0
+                ),
                 activation_read_bytes=act_read,
                 weight_read_bytes=wt_read,
                 write_bytes=write,
@@ -304,31 +277,32 @@ def analyze(graph: Graph) -> Analysis:
             )
         )
 
-    shape_consts = sum(w.numel for w in graph.weights.values() if not w.is_float)
-    derived = sum(w.numel for w in graph.weights.values() if w.is_float and w.from_constant_node)
-    unused = [w.name for w in graph.weights.values() if w.name not in seen_weights and not w.from_constant_node]
+    all_weights = list(_all_weights(graph))
+    shape_consts = sum(w.numel for w in all_weights if not w.is_float)
+    derived = sum(w.numel for w in all_weights if w.is_float and w.from_constant_node)
+    unused = [w.name for w in all_weights if w.name not in tally.seen and not w.from_constant_node]
     warnings = list(graph.warnings)
     if unused:
         warnings.append(f"{len(unused)} initializer(s) no node reads (not counted as params): {', '.join(unused[:5])}")
-    if buffers:
-        warnings.append(f"{buffers} buffer elements (BatchNormalization statistics) are not counted as params")
+    if tally.buffers:
+        warnings.append(f"{tally.buffers} buffer elements (BatchNormalization statistics) are not counted as params")
     if unsupported:
         kinds = ", ".join(f"{d + '.' if d else ''}{op} x{n}" for (d, op), n in sorted(unsupported.items()))
         warnings.append(f"ops without a cost handler (their compute is not counted): {kinds}")
     params = ParamCounts(
-        trainable=trainable,
-        buffers=buffers,
+        trainable=tally.trainable,
+        buffers=tally.buffers,
         shape_constants=shape_consts,
-        embedding=embedding,
-        nonzero=nonzero if nonzero_known else 0,
+        embedding=tally.embedding,
+        nonzero=tally.nonzero if tally.nonzero_known else 0,
         derived_constants=derived,
-        deduplicated=dedup,
-        has_weight_data=graph.has_weight_data and nonzero_known,
+        deduplicated=tally.dedup,
+        has_weight_data=graph.has_weight_data and tally.nonzero_known,
     )
     return Analysis(
         nodes=tuple(results),
         params=params,
-        weight_bytes_by_dtype={k: (v[0], v[1]) for k, v in sorted(by_dtype.items())},
+        weight_bytes_by_dtype={k: (v[0], v[1]) for k, v in sorted(tally.by_dtype.items())},
         peak_activation_bytes=peak_activation_bytes(graph),
         depth=max(depth_of.values(), default=0),
         critical_path_flops=max(cp_of.values(), default=0),
@@ -339,6 +313,75 @@ def analyze(graph: Graph) -> Analysis:
         warnings=tuple(warnings),
         input_shapes={t.name: t.shape or () for t in graph.inputs},
     )
+
+
+def _all_weights(graph: Graph) -> Iterator[WeightInfo]:
+    """The weights of ``graph`` and of every subgraph in it (each scope's own initializers)."""
+    yield from graph.weights.values()
+    for node in graph.nodes:
+        for sg in node.subgraphs.values():
+            yield from _all_weights(sg)
+
+
+class _ParamTally:
+    """Counts each unique float weight once, at its first consumer, by kind.
+
+    A control-flow node's params are the weights its subgraphs' nodes read (from an
+    enclosing scope or the subgraph's own initializers), classified by the reading op
+    (BatchNormalization statistics are buffers, a Gather table is an embedding), and
+    counted once however many times a body runs.
+    """
+
+    __slots__ = ("seen", "trainable", "buffers", "embedding", "nonzero", "nonzero_known", "dedup", "by_dtype")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.trainable = self.buffers = self.embedding = self.nonzero = self.dedup = 0
+        self.nonzero_known = True
+        self.by_dtype: dict[str, list[int]] = {}
+
+    def node(self, node: Node, scopes: tuple[Mapping[str, WeightInfo], ...]) -> int:
+        """Count ``node``'s not yet seen weights; return the trainable params it adds.
+
+        ``scopes`` are the weight tables visible to the node, innermost first.
+        """
+        added = 0
+        key = (node.domain, node.op_type)
+        for i, t in enumerate(node.inputs):
+            if t is not None and t.is_constant and t.name not in self.seen:
+                added += self._weight(t.name, key, i, scopes)
+        for sg in node.subgraphs.values():
+            inner = (sg.weights, *scopes)
+            for sub in sg.nodes:
+                added += self.node(sub, inner)
+        return added
+
+    def _weight(self, name: str, key: tuple[str, str], i: int, scopes: tuple[Mapping[str, WeightInfo], ...]) -> int:
+        w = next((s[name] for s in scopes if name in s), None)
+        if w is None:
+            return 0
+        self.seen.add(name)
+        if not w.is_float or w.from_constant_node:
+            return 0
+        if w.duplicate_of is not None and w.duplicate_of in self.seen:
+            self.dedup += w.numel
+            return 0
+        if w.duplicate_of is not None:
+            self.seen.add(w.duplicate_of)
+        if i in _BUFFER_INPUTS.get(key, ()):
+            self.buffers += w.numel
+            return 0
+        if i in _EMBEDDING_INPUTS.get(key, ()):
+            self.embedding += w.numel
+        if w.nonzero is None:
+            self.nonzero_known = False
+        else:
+            self.nonzero += w.nonzero
+        entry = self.by_dtype.setdefault(dtype_name(w.elem_type), [0, 0])
+        entry[0] += w.numel
+        entry[1] += w.nbytes
+        self.trainable += w.numel
+        return w.numel
 
 
 def peak_activation_bytes(graph: Graph) -> int:
@@ -352,6 +395,9 @@ def peak_activation_bytes(graph: Graph) -> int:
     for i, node in enumerate(graph.nodes):
         for t in node.inputs:
             if t is not None and not t.is_constant:
+                last_use[t.name] = i
+        for t in node.implicit_inputs:  # read by a subgraph: live until the node has run
+            if not t.is_constant:
                 last_use[t.name] = i
     end = len(graph.nodes)
     for t in graph.outputs:
@@ -369,7 +415,7 @@ def peak_activation_bytes(graph: Graph) -> int:
             size[t.name] = _known_nbytes(t)
             live += size[t.name]
         peak = max(peak, live)
-        for name in {t.name for t in (*node.inputs, *node.outputs) if t is not None}:
+        for name in {t.name for t in (*node.inputs, *node.implicit_inputs, *node.outputs) if t is not None}:
             if name in size and last_use.get(name, -1) <= i:
                 live -= size.pop(name)
     return peak

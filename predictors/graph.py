@@ -194,7 +194,13 @@ class Attributes(Mapping[str, Any]):
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One node with its inputs' and outputs' tensor infos. ``None`` = omitted optional input."""
+    """One node with its inputs' and outputs' tensor infos. ``None`` = omitted optional input.
+
+    ``implicit_inputs`` are the tensors of an enclosing scope that the node's subgraphs
+    (If branches, Loop/Scan bodies) read without them being explicit inputs: outer
+    activations and weights, in order of first appearance. Empty for nodes without
+    subgraphs.
+    """
 
     name: str
     op_type: str
@@ -204,6 +210,7 @@ class Node:
     attrs: Attributes
     subgraphs: Mapping[str, Graph] = field(default_factory=dict)
     opset: int = 0
+    implicit_inputs: tuple[TensorInfo, ...] = ()
 
     def input(self, i: int) -> TensorInfo | None:
         """Input ``i``, or ``None`` when absent or omitted."""
@@ -827,9 +834,15 @@ def _topological(nodes: Sequence[onnx.NodeProto], available: set[str], outer: fr
     return order
 
 
+# ai.onnx ops that hold subgraphs; nodes of other domains are checked attribute by attribute.
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
 def _node_inputs_with_implicit(n: onnx.NodeProto) -> list[str]:
     """Explicit inputs plus names a subgraph reads from the enclosing scope."""
     names = list(n.input)
+    if n.op_type not in _SUBGRAPH_OPS and not n.domain:
+        return names
     for a in n.attribute:
         if a.type == onnx.AttributeProto.GRAPH:
             names.extend(_free_names(a.g))
@@ -839,15 +852,17 @@ def _node_inputs_with_implicit(n: onnx.NodeProto) -> list[str]:
     return names
 
 
-def _free_names(g: onnx.GraphProto) -> set[str]:
+def _free_names(g: onnx.GraphProto) -> dict[str, None]:
+    """Names ``g`` (and its nested subgraphs) read from enclosing scopes, in order of first
+    appearance (a dict used as an ordered set)."""
     defined = {vi.name for vi in g.input} | {t.name for t in g.initializer}
     for n in g.node:
         defined.update(o for o in n.output if o)
-    free: set[str] = set()
+    free: dict[str, None] = {}
     for n in g.node:
         for name in _node_inputs_with_implicit(n):
             if name and name not in defined:
-                free.add(name)
+                free[name] = None
     return free
 
 
@@ -934,13 +949,17 @@ class _Builder:
             for name in n.input:
                 ins.append(infos[name] if name else None)
             subgraphs: dict[str, Graph] = {}
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    body_inputs = self._body_inputs(n, domain, a.g, ins)
-                    subgraphs[a.name] = self.build(a.g, outer=infos, input_infos=body_inputs)
-                elif a.type == onnx.AttributeProto.GRAPHS:
-                    for k, sg in enumerate(a.graphs):
-                        subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos)
+            implicit: dict[str, None] = {}
+            if n.op_type in _SUBGRAPH_OPS or domain:
+                for a in n.attribute:
+                    if a.type == onnx.AttributeProto.GRAPH:
+                        body_inputs = self._body_inputs(n, domain, a.g, ins)
+                        subgraphs[a.name] = self.build(a.g, outer=infos, input_infos=body_inputs)
+                        implicit.update(_free_names(a.g))
+                    elif a.type == onnx.AttributeProto.GRAPHS:
+                        for k, sg in enumerate(a.graphs):
+                            subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos)
+                            implicit.update(_free_names(sg))
             outs: list[TensorInfo] = []
             is_const = n.op_type == "Constant" and domain == ""
             for name in n.output:
@@ -971,6 +990,7 @@ class _Builder:
                 attrs=Attributes(n.attribute),
                 subgraphs=subgraphs,
                 opset=self.opsets.get(domain, 0),
+                implicit_inputs=tuple(infos[k] for k in implicit if k in infos),
             )
             for o in outs:
                 if o.shape is None:
@@ -1042,7 +1062,10 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
             infos[o.name] = o
         outs.append(o)
     outs.extend(node.outputs[len(outs):])
-    return Node(node.name, node.op_type, node.domain, node.inputs, tuple(outs), node.attrs, node.subgraphs, node.opset)
+    return Node(
+        node.name, node.op_type, node.domain, node.inputs, tuple(outs), node.attrs, node.subgraphs, node.opset,
+        node.implicit_inputs,
+    )
 
 
 _NCHWC_DOMAIN = "com.microsoft.nchwc"

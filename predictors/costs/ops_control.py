@@ -18,8 +18,12 @@ ONNX inference gives its values (one iteration's shapes for a body).
   count like their ``flops``.
 
 Memory traffic of the subgraph (its inputs read, outputs and weights, times the trip
-count, the dearer branch for If) is added to the node's activation reads, on top of the
-node's own inputs: ``memory_access_bytes`` of the node then includes its body's.
+count, the dearer branch for If) is passed as ``extra_read_bytes``: the analysis adds it to
+the node's activation reads, on top of the node's own inputs, so ``memory_access_bytes`` of
+the node includes its body's. The torchvision-convention MACs of the subgraph (conv,
+linear, matmul) are passed up as ``torchvision_macs``, multiplied like the MACs.
+The weights a subgraph reads (from the enclosing scope or its own initializers) are
+counted as params by the analysis, at the control-flow node, once.
 Ops inside a subgraph that lack a handler or a shape are named in the node's note.
 """
 
@@ -42,10 +46,6 @@ def _analyze(graph: Graph) -> Analysis:
     return analyze(graph)
 
 
-def _own_reads(node: Node) -> int:
-    return sum(t.nbytes for t in node.inputs if t is not None and not t.is_constant and t.known)
-
-
 def _gaps(name: str, a: Analysis) -> list[str]:
     """What the subgraph's count leaves out, for the node's note."""
     out = []
@@ -65,12 +65,14 @@ def _body_cost(node: Node, body: Graph, trips: int | None, label: str, notes: li
     if trips is None:
         notes.insert(0, "trip count not known statically: one iteration counted")
     mem = a.memory_access_bytes * n
-    branch = Branch(f"{label} x {trips if trips is not None else '?'}", a.macs * n, a.flops * n, mem)
+    branch = Branch(f"{label} x {trips if trips is not None else '?'}", a.macs * n, a.flops * n, mem,
+                    a.torchvision_macs * n)
     macs = a.macs * n
     return OpCost(
         macs=macs,
         flops=a.flops * n - _mac_flops(macs),
-        read_bytes=_own_reads(node) + mem,
+        torchvision_macs=a.torchvision_macs * n,
+        extra_read_bytes=mem,
         branches=(branch,),
         flops_min=a.flops_min * n,
         flops_max=a.flops_max * n,
@@ -93,7 +95,9 @@ def if_(node: Node) -> OpCost:
     notes: list[str] = []
     for k in names:
         notes.extend(_gaps(k, results[k]))
-    branches = tuple(Branch(k, a.macs, a.flops, a.memory_access_bytes) for k, a in results.items())
+    branches = tuple(
+        Branch(k, a.macs, a.flops, a.memory_access_bytes, a.torchvision_macs) for k, a in results.items()
+    )
     cond = need(node, 0)
     if cond.value is not None and cond.value.size == 1:
         taken = "then_branch" if bool(cond.value.reshape(-1)[0]) else "else_branch"
@@ -109,7 +113,8 @@ def if_(node: Node) -> OpCost:
     return OpCost(
         macs=chosen.macs,
         flops=chosen.flops - _mac_flops(chosen.macs),
-        read_bytes=_own_reads(node) + chosen.memory_access_bytes,
+        torchvision_macs=chosen.torchvision_macs,
+        extra_read_bytes=chosen.memory_access_bytes,
         branches=branches,
         flops_min=lo,
         flops_max=hi,

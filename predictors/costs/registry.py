@@ -25,12 +25,22 @@ NCHWC_DOMAIN = "com.microsoft.nchwc"
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """Cost of one branch of a control-flow node (If then/else, a Loop body x trips)."""
+    """Cost of one branch of a control-flow node (If then/else, a Loop body x trips).
+
+    Attributes:
+        name: ``"then_branch"``, ``"else_branch"``, or ``"body x <trips>"``.
+        macs: multiply-accumulates of the branch (times the trip count for a body).
+        flops: the branch's **total** FLOPs, ``FLOPS_PER_MAC * macs`` included (unlike
+            :attr:`OpCost.flops`, which excludes the MACs).
+        memory_access_bytes: the branch's reads, writes and weight reads.
+        torchvision_macs: the part of ``macs`` the torchvision ``_ops`` convention counts.
+    """
 
     name: str
     macs: int
     flops: int
     memory_access_bytes: int
+    torchvision_macs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +52,13 @@ class OpCost:
         flops: floating-point operations *other than* the MACs (the total is
             ``FLOPS_PER_MAC * macs + flops``).
         torchvision: whether the MACs count toward the torchvision ``_ops`` convention.
+        torchvision_macs: the torchvision-convention MACs when they are not simply
+            "``macs`` if ``torchvision`` else 0" (a control-flow node passes up its
+            subgraphs' conv/linear/matmul MACs); ``None`` = use ``torchvision``.
         read_bytes: activation bytes read, when not simply "every non-weight input once".
+        extra_read_bytes: bytes added to the node's activation reads on top of its own
+            inputs (a control-flow node's subgraph traffic: reads, writes and weights of
+            the executed body, times the trip count).
         weight_read_bytes: weight bytes read, when not "every weight input once".
         sparse_input: index of the weight input whose zeros a sparse kernel would skip.
         branches: control-flow branches (If/Loop/Scan), for reporting.
@@ -53,7 +69,9 @@ class OpCost:
     macs: int = 0
     flops: int = 0
     torchvision: bool = False
+    torchvision_macs: int | None = None
     read_bytes: int | None = None
+    extra_read_bytes: int = 0
     weight_read_bytes: int | None = None
     sparse_input: int | None = None
     branches: tuple[Branch, ...] = ()
