@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCAL_DEVICE_ID = "local"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    """One progress event of a measurement (see :func:`measure` for the stages)."""
+
+    stage: str
+    fraction: float
+    message: str
+
 
 _locks_guard = threading.Lock()
 _device_locks: dict[str, threading.Lock] = {}
@@ -219,6 +230,26 @@ def _forget_symbolic_output_shapes(model_bytes: bytes) -> bytes:
     return bytes(model.SerializeToString()) if changed else model_bytes
 
 
+def record_measurement(
+    store: Store, result: MeasurementResult, model_bytes: bytes, *, device_id: str = LOCAL_DEVICE_ID
+) -> list[int]:
+    """Store every batch size of ``result`` with the local fingerprint (one transaction).
+
+    Returns:
+        The stored row ids, one per batch size.
+    """
+    from nascost.measurements.fingerprint import local_fingerprint
+
+    fp = local_fingerprint()
+    return store.add_measurement(
+        result,
+        graph_digest=digest_of(model_bytes),
+        device_id=device_id,
+        fingerprint=fp.to_dict(),
+        fingerprint_digest=fp.digest,
+    )
+
+
 def measure_and_store(
     store: Store,
     model_bytes: bytes,
@@ -234,13 +265,7 @@ def measure_and_store(
     analyze_optimized: bool = False,
     lock_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[MeasurementResult, list[int]]:
-    """:func:`measure`, then store every batch size with the local fingerprint (one transaction).
-
-    Returns:
-        The result and the stored row ids (one per batch size).
-    """
-    from nascost.measurements.fingerprint import local_fingerprint
-
+    """:func:`measure`, then :func:`record_measurement`."""
     result = measure(
         model_bytes,
         shapes=shapes,
@@ -254,12 +279,85 @@ def measure_and_store(
         analyze_optimized=analyze_optimized,
         lock_dir=lock_dir,
     )
-    fp = local_fingerprint()
-    ids = store.add_measurement(
-        result,
-        graph_digest=digest_of(model_bytes),
-        device_id=device_id,
-        fingerprint=fp.to_dict(),
-        fingerprint_digest=fp.digest,
-    )
-    return result, ids
+    return result, record_measurement(store, result, model_bytes, device_id=device_id)
+
+
+_DONE = object()
+
+
+def measure_stream(
+    model_bytes: bytes,
+    *,
+    shapes: ShapeRequest | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    config: RunnerConfig | None = None,
+    timing: TimingOptions | None = None,
+    limits: SandboxLimits | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    device_id: str = LOCAL_DEVICE_ID,
+    analyze_optimized: bool = False,
+    lock_timeout_s: float | None = None,
+    lock_dir: str | os.PathLike[str] | None = None,
+    poll_s: float = 0.1,
+) -> Iterator[Progress | MeasurementResult]:
+    """:func:`measure` as a generator, for a server-streaming call.
+
+    Yields :class:`Progress` events, then the :class:`MeasurementResult` last. ``cancelled``
+    is polled (e.g. ``lambda: not context.is_active()``); when it turns true, or when the
+    generator is closed early, the measurement is stopped and its worker killed.
+
+    Raises:
+        The domain errors of :func:`measure` (CancelledError when ``cancelled`` fired).
+    """
+    events: queue.Queue[object] = queue.Queue()
+    cancel = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = measure(
+                model_bytes,
+                shapes=shapes,
+                batch_sizes=batch_sizes,
+                config=config,
+                timing=timing,
+                limits=limits,
+                progress=lambda stage, fraction, message: events.put(
+                    Progress(stage, fraction, message)
+                ),
+                cancel=cancel,
+                device_id=device_id,
+                analyze_optimized=analyze_optimized,
+                lock_timeout_s=lock_timeout_s,
+                lock_dir=lock_dir,
+            )
+        except BaseException as e:  # handed to the consumer's thread below
+            outcome["error"] = e
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=work, name=f"nascost-measure-{device_id}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            if cancelled is not None and not cancel.is_set() and cancelled():
+                cancel.set()
+            try:
+                item = events.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                break
+            assert isinstance(item, Progress)
+            yield item
+        thread.join()
+        error = outcome.get("error")
+        if isinstance(error, BaseException):
+            raise error
+        result = outcome["result"]
+        assert isinstance(result, MeasurementResult)
+        yield result
+    finally:
+        if thread.is_alive():  # closed early: the caller went away
+            cancel.set()
+            thread.join(timeout=30)

@@ -10,10 +10,16 @@ import onnx
 import pytest
 from measure_models import convnet, mlp
 
-from nascost.measurements.api import device_lock, measure, measure_and_store
+from nascost.measurements.api import (
+    Progress,
+    device_lock,
+    measure,
+    measure_and_store,
+    measure_stream,
+)
 from nascost.measurements.fingerprint import local_fingerprint
 from nascost.measurements.protocol import TimingOptions
-from nascost.measurements.runner import RunnerConfig
+from nascost.measurements.runner import MeasurementResult, RunnerConfig
 from nascost.measurements.store import Store
 from nascost.predictors.errors import CancelledError, LimitExceededError
 from nascost.predictors.graph import digest_of
@@ -132,3 +138,51 @@ def test_default_batch_is_the_graphs_own() -> None:
     result = measure(mlp(width=16, layers=1, batch=3), batch_sizes=[], timing=QUICK, config=RunnerConfig(profile_nodes=False))
     assert [b.batch_size for b in result.batches] == [3]
     assert result.batches[0].input_shapes == {"x": (3, 16)}
+
+
+def test_measure_stream_yields_progress_then_the_result() -> None:
+    items = list(measure_stream(mlp(width=32, layers=1), timing=QUICK, config=RunnerConfig(profile_runs=2)))
+    *progress, last = items
+    assert isinstance(last, MeasurementResult) and last.batches[0].latency.p50_ms > 0
+    assert progress and all(isinstance(p, Progress) for p in progress)
+    stages = [p.stage for p in progress if isinstance(p, Progress)]
+    assert stages[0] == "started" and stages[-1] == "done"
+
+
+def test_measure_stream_cancelled_by_the_caller() -> None:
+    from measure_models import endless_loop
+
+    started = time.monotonic()
+    stream = measure_stream(endless_loop(), timing=QUICK, cancelled=lambda: time.monotonic() - started > 1.5)
+    seen: list[str] = []
+    with pytest.raises(CancelledError):
+        for item in stream:
+            assert isinstance(item, Progress)
+            seen.append(item.stage)
+    assert "timing" in seen and time.monotonic() - started < 10
+
+
+def test_closing_the_stream_early_stops_the_worker() -> None:
+    import os
+
+    from measure_models import endless_loop
+
+    stream = measure_stream(endless_loop(), timing=QUICK)
+    pid = None
+    for item in stream:
+        assert isinstance(item, Progress)
+        if item.stage == "started":
+            pid = int(item.message.split()[-1])
+        if item.stage == "timing":
+            break
+    stream.close()
+    assert pid is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"worker {pid} still alive after the stream was closed")
