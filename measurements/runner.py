@@ -704,7 +704,8 @@ def run_measurement(
         stats = time_runs(run_once, timing, on_window=on_window)
         peak = max(0, peak_rss_bytes() - base_rss)
         timed.append((b, stats, peak, resolved))
-    del sess
+    # Free the timing session (the closures hold its run method) before profiling.
+    del sess, run_once, on_window
 
     kernels_per_batch: list[tuple[list[KernelTiming], int | None]] = [
         ([], None) for _ in batch_list
