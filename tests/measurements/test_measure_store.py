@@ -230,3 +230,31 @@ def test_killed_writer_loses_nothing_committed(tmp_path: Path) -> None:
         assert all(c == 3 for c in by_run.values())
         # The store still takes writes after the crash.
         store.add_measurement(make_result(), graph_digest="g", device_id="local", fingerprint={}, fingerprint_digest="f")
+
+
+_BURST = r"""
+import sys
+sys.path.insert(0, {tests!r})
+from test_measure_store import make_result
+from nascost.measurements.store import Store
+store = Store({path!r})
+for i in range(40):
+    store.add_measurement(make_result(batches=(1, 2)), graph_digest="g{who}", device_id="local",
+                          fingerprint={{}}, fingerprint_digest="f")
+    store.put_graph("{who}-%d" % i, b"x" * 100)
+store.close()
+"""
+
+
+def test_two_writer_processes_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    Store(path).close()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _BURST.format(tests=os.path.dirname(__file__), path=path, who=who)])
+        for who in ("a", "b")
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    with Store(path) as store:
+        assert store.integrity_ok()
+        assert len(store.measurements(graph_digest="ga")) == 80 and len(store.measurements(graph_digest="gb")) == 80
+        assert store.graph_cache_size_bytes() == 2 * 40 * 100
