@@ -66,8 +66,10 @@ class SandboxLimits:
     """Resource limits of one measurement worker.
 
     Attributes:
-        address_space_bytes: ``RLIMIT_AS`` of the worker (virtual memory, not RSS: onnxruntime
-            and its thread stacks need ~1 GiB of it before the model's first byte).
+        address_space_bytes: ``RLIMIT_AS`` of the worker (virtual memory, not RSS: Python,
+            numpy and onnxruntime take ~200 MiB of it before the model's first byte; a small
+            model still ran under 256 MiB here). Not applied to GPU providers, whose runtimes
+            reserve tens of GiB of address space.
         cpu_time_s: ``RLIMIT_CPU``; None derives it from the wall-clock timeout and the thread
             counts (so it only catches a runaway, the wall clock is the real limit).
         file_size_bytes: ``RLIMIT_FSIZE``: the largest file the worker may write (its profile
