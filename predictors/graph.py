@@ -942,6 +942,8 @@ class _Builder:
         order = _topological(g.node, available, frozenset(outer))
         nodes: list[Node] = []
         types = self.types
+        from nascost.predictors.costs import shapes as shape_fns
+
         for idx in order:
             n = g.node[idx]
             domain = "" if n.domain == "ai.onnx" else n.domain
@@ -992,10 +994,10 @@ class _Builder:
                 opset=self.opsets.get(domain, 0),
                 implicit_inputs=tuple(infos[k] for k in implicit if k in infos),
             )
-            for o in outs:
-                if o.shape is None:
-                    node = _fill_missing_shapes(node, infos)
-                    break
+            if shape_fns.foldable(node):
+                node = _fold(node, infos)
+            if not all(o.shape is not None and None not in o.shape for o in node.outputs):
+                node = _fill_missing_shapes(node, infos)
             nodes.append(node)
         outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
         return Graph(
@@ -1045,9 +1047,19 @@ def _loop_output_info(
 
 
 def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
-    """Give outputs ONNX inference left unknown a shape, from our shape functions or ONNX's
-    per-node inference (now that upstream contrib ops have shapes)."""
-    if all(o.shape is not None for o in node.outputs) or not node.outputs:
+    """Give outputs ONNX inference left unknown or partly unknown a shape, from our shape
+    functions or ONNX's per-node inference (now that upstream contrib ops have shapes and
+    folded shape tensors have values).
+
+    An output of unknown rank is always retried; one with some unknown dims only when every
+    input is fully known (else the dims are truly symbolic and a retry would change
+    nothing, at ~50 us a node).
+    """
+    if not node.outputs:
+        return node
+    if all(o.shape is not None for o in node.outputs) and not all(
+        t.shape is not None and None not in t.shape for t in node.inputs if t is not None
+    ):
         return node
     from nascost.predictors.costs import shapes as shape_fns
 
@@ -1055,17 +1067,55 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
     if new_shapes is None:
         return node
     outs = []
+    changed = False
     for o, s in zip(node.outputs, new_shapes, strict=False):
-        if o.shape is None and s is not None:
+        if s is not None and _more_known(s[1], o.shape):
             elem_type = o.elem_type if o.elem_type != onnx.TensorProto.UNDEFINED else s[0]
-            o = TensorInfo(o.name, elem_type, s[1], o.is_weight, o.is_constant, o.value)
+            syms = () if None not in s[1] else o.symbolic
+            o = TensorInfo(o.name, elem_type, s[1], o.is_weight, o.is_constant, o.value, syms)
             infos[o.name] = o
+            changed = True
         outs.append(o)
+    if not changed:
+        return node
     outs.extend(node.outputs[len(outs):])
+    return _with_outputs(node, outs)
+
+
+def _more_known(new: tuple[int | None, ...], old: tuple[int | None, ...] | None) -> bool:
+    if old is None:
+        return True
+    if len(new) != len(old):
+        return False
+    return sum(d is None for d in new) < sum(d is None for d in old)
+
+
+def _with_outputs(node: Node, outs: Sequence[TensorInfo]) -> Node:
     return Node(
         node.name, node.op_type, node.domain, node.inputs, tuple(outs), node.attrs, node.subgraphs, node.opset,
         node.implicit_inputs,
     )
+
+
+def _fold(node: Node, infos: dict[str, TensorInfo]) -> Node:
+    """Attach the values of small integer tensors computed from known shapes (see
+    :func:`nascost.predictors.costs.shapes.fold`) to ``node``'s outputs."""
+    from nascost.predictors.costs import shapes as shape_fns
+
+    if all(o.value is not None for o in node.outputs):
+        return node
+    values = shape_fns.fold(node)
+    if values is None or len(values) != len(node.outputs):
+        return node
+    outs = []
+    for o, v in zip(node.outputs, values, strict=True):
+        elem_type = o.elem_type
+        if elem_type == onnx.TensorProto.UNDEFINED:
+            elem_type = helper.np_dtype_to_tensor_dtype(v.dtype)
+        o = TensorInfo(o.name, elem_type, tuple(int(d) for d in v.shape), o.is_weight, o.is_constant, v)
+        infos[o.name] = o
+        outs.append(o)
+    return _with_outputs(node, outs)
 
 
 _NCHWC_DOMAIN = "com.microsoft.nchwc"

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -441,3 +442,230 @@ def _qlinear_concat(node: Node) -> OutputShapes:
             return [None]
         total += d
     return [(first.elem_type, (*first.shape[:axis], total, *first.shape[axis + 1:]))]
+
+
+# --------------------------------------------------------------------------- folding
+#
+# Exporters compute shapes at run time: torch's ``x.expand(x.shape[0], -1, -1)`` becomes
+# Shape -> Gather -> Unsqueeze -> Concat -> Equal/Where -> Expand, ``d // h`` a Div and a
+# Cast. ONNX's data propagation stops at several of these ops, so a dim that depends on a
+# dynamic batch stays unknown downstream even when the request fixes the batch. Once the
+# input shapes are concrete these small integer tensors are known: :func:`fold` evaluates
+# them with numpy (never on weights: every input must be a small value already, except the
+# tensor whose shape Shape/Size read), and the graph builder passes the values on, so
+# that Reshape/Expand/... get concrete output shapes.
+
+FOLD_MAX_ELEMENTS = 4096
+FoldFn = Callable[[Node, list[np.ndarray]], list[np.ndarray]]
+_FOLD_FNS: dict[str, FoldFn] = {}
+
+
+def _folds(*op_types: str) -> Callable[[FoldFn], FoldFn]:
+    def deco(fn: FoldFn) -> FoldFn:
+        for op in op_types:
+            _FOLD_FNS[op] = fn
+        return fn
+
+    return deco
+
+
+def foldable(node: Node) -> bool:
+    """Whether :func:`fold` has a rule for this node's op (ai.onnx only)."""
+    return node.domain == "" and node.op_type in _FOLD_FNS
+
+
+def fold(node: Node) -> list[np.ndarray] | None:
+    """Values of ``node``'s outputs when every input is a known small integer or bool value
+    (Shape/Size: a known shape); ``None`` when not foldable or too large."""
+    fn = _FOLD_FNS.get(node.op_type) if node.domain == "" else None
+    if fn is None:
+        return None
+    if node.op_type in ("Shape", "Size"):
+        x = node.inputs[0] if node.inputs else None
+        if x is None or not x.known:
+            return None
+        vals = [np.asarray(x.dims, dtype=np.int64)]
+    else:
+        vals = []
+        for t in node.inputs:
+            if t is None:
+                vals.append(np.empty(0))  # omitted optional input: rules check sizes
+                continue
+            if t.value is None or t.value.dtype.kind not in "biu":  # integers and bools only
+                return None
+            vals.append(t.value)
+    try:
+        out = fn(node, vals)
+    except Exception as e:  # malformed small tensors: left to shape inference
+        logger.debug("folding %s failed: %s", node.name, e)
+        return None
+    if any(o.size > FOLD_MAX_ELEMENTS for o in out):
+        return None
+    return out
+
+
+def _guard(numel: int) -> None:
+    if numel > FOLD_MAX_ELEMENTS:
+        raise ValueError(f"folded tensor of {numel} elements is too large")
+
+
+@_folds("Shape")
+def _f_shape(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    dims = v[0]
+    start = node.attrs.get_int("start", 0)
+    end = node.attrs.get_int("end", len(dims)) if "end" in node.attrs else len(dims)
+    return [dims[start:end]]
+
+
+@_folds("Size")
+def _f_size(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.array(int(np.prod(v[0])), dtype=np.int64)]
+
+
+@_folds("Identity")
+def _f_identity(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [v[0]]
+
+
+@_folds("Gather")
+def _f_gather(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.take(v[0], v[1].astype(np.int64), axis=node.attrs.get_int("axis", 0))]
+
+
+@_folds("Concat")
+def _f_concat(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.concatenate([x for x in v], axis=node.attrs.get_int("axis", 0))]
+
+
+def _axes(node: Node, v: list[np.ndarray], i: int) -> tuple[int, ...] | None:
+    if len(v) > i and v[i].size:
+        return tuple(int(a) for a in v[i].reshape(-1))
+    if "axes" in node.attrs:
+        return node.attrs.get_ints("axes")
+    return None
+
+
+@_folds("Unsqueeze")
+def _f_unsqueeze(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    axes = _axes(node, v, 1) or ()
+    rank = v[0].ndim + len(axes)
+    out = v[0]
+    for a in sorted(a + rank if a < 0 else a for a in axes):
+        out = np.expand_dims(out, a)
+    return [out]
+
+
+@_folds("Squeeze")
+def _f_squeeze(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    axes = _axes(node, v, 1)
+    return [np.squeeze(v[0]) if axes is None else np.squeeze(v[0], axis=axes)]
+
+
+@_folds("Slice")
+def _f_slice(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    x = v[0]
+    starts, ends = v[1].reshape(-1), v[2].reshape(-1)
+    axes = v[3].reshape(-1) if len(v) > 3 and v[3].size else np.arange(len(starts))
+    steps = v[4].reshape(-1) if len(v) > 4 and v[4].size else np.ones(len(starts), dtype=np.int64)
+    index: list[slice] = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        a = int(a) + x.ndim if a < 0 else int(a)
+        index[a] = slice(int(s), int(e), int(st))  # numpy clamps out-of-range ends like ONNX
+    return [x[tuple(index)]]
+
+
+@_folds("Cast")
+def _f_cast(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [v[0].astype(helper.tensor_dtype_to_np_dtype(node.attrs.get_int("to", onnx.TensorProto.FLOAT)))]
+
+
+def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer):
+        q = np.abs(a) // np.abs(b)  # ONNX integer Div truncates toward zero
+        return (q * np.sign(a) * np.sign(b)).astype(np.result_type(a, b))
+    return np.asarray(a / b, dtype=np.result_type(a, b))
+
+
+_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _int_div,
+    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
+    "Max": np.maximum, "Min": np.minimum, "Mod": np.mod,
+}
+
+
+@_folds(*_BINARY)
+def _f_binary(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    fn = _BINARY[node.op_type]
+    out = v[0]
+    _guard(int(np.prod(np.broadcast_shapes(*(x.shape for x in v)))))
+    for x in v[1:]:  # Max/Min are variadic
+        out = fn(out, x)
+    dtype = np.bool_ if node.op_type in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or") \
+        else v[0].dtype
+    return [np.asarray(out).astype(dtype)]
+
+
+_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Neg": np.negative, "Abs": np.abs, "Not": np.logical_not, "Floor": np.floor, "Ceil": np.ceil,
+    "Sqrt": np.sqrt, "Reciprocal": np.reciprocal,
+}
+
+
+@_folds(*_UNARY)
+def _f_unary(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(_UNARY[node.op_type](v[0])).astype(v[0].dtype)]
+
+
+@_folds("Where")
+def _f_where(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    _guard(int(np.prod(np.broadcast_shapes(*(x.shape for x in v)))))
+    return [np.where(v[0].astype(bool), v[1], v[2])]
+
+
+@_folds("ConstantOfShape")
+def _f_constant_of_shape(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    shape = tuple(int(d) for d in v[0].reshape(-1))
+    _guard(math.prod(shape))
+    fill = node.attrs["value"] if "value" in node.attrs else None
+    value = onnx.numpy_helper.to_array(fill).reshape(-1) if fill is not None else np.zeros(1, np.float32)
+    return [np.full(shape, value[0], dtype=value.dtype)]
+
+
+@_folds("Range")
+def _f_range(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    start, limit, delta = (x.reshape(-1)[0] for x in v[:3])
+    _guard(max(int(np.ceil((limit - start) / delta)), 0))
+    return [np.arange(start, limit, delta, dtype=v[0].dtype)]
+
+
+@_folds("Reshape")
+def _f_reshape(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    x, shape = v[0], [int(d) for d in v[1].reshape(-1)]
+    if not node.attrs.get_int("allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return [x.reshape(shape)]
+
+
+@_folds("Expand")
+def _f_expand(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    shape = np.broadcast_shapes(v[0].shape, tuple(int(d) for d in v[1].reshape(-1)))
+    _guard(math.prod(shape))
+    return [np.broadcast_to(v[0], shape).copy()]
+
+
+@_folds("ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin")
+def _f_reduce(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    axes = _axes(node, v, 1)
+    keep = bool(node.attrs.get_int("keepdims", 1))
+    if axes is None and node.attrs.get_int("noop_with_empty_axes", 0):
+        return [v[0]]
+    fn = {"ReduceProd": np.prod, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}[node.op_type]
+    return [np.asarray(fn(v[0], axis=axes, keepdims=keep)).astype(v[0].dtype)]
+
+
+@_folds("Tile")
+def _f_tile(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
+    reps = tuple(int(r) for r in v[1].reshape(-1))
+    _guard(v[0].size * math.prod(reps))
+    return [np.tile(v[0], reps)]
