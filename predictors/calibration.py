@@ -304,10 +304,12 @@ def calibrate(
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
     if variants:
-        g_roof = LatencyPredictor(device, use_kernels=False, physics_prior=True, random_state=seed).fit(train)
-        g_plain = LatencyPredictor(device, use_kernels=False, physics_prior=False, random_state=seed).fit(train)
-        preds["learned_graph_roofline_prior"] = g_roof.predict
-        preds["learned_graph_no_prior"] = g_plain.predict
+        k_prior = LatencyPredictor(device, prior="kernels", random_state=seed).fit(train)
+        g_roof = LatencyPredictor(device, use_kernels=False, prior="roofline", random_state=seed).fit(train)
+        g_plain = LatencyPredictor(device, use_kernels=False, prior="none", random_state=seed).fit(train)
+        preds["learned_kernel_sum_prior"] = k_prior.predict
+        preds["learned_no_kernels"] = g_roof.predict
+        preds["learned_no_prior"] = g_plain.predict
     accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
 
     few: dict[str, dict[int, AccuracyReport]] = {}

@@ -69,7 +69,7 @@ def test_small_real_calibration_reports_every_predictor(small_calibration: Any) 
     assert rep.n_train >= 8 and rep.n_heldout >= 4
     assert set(rep.accuracy) == {"all", "1", "2"}
     for group in rep.accuracy.values():
-        assert {"learned", "roofline", "flops_only", "learned_graph_roofline_prior", "learned_graph_no_prior"} <= set(
+        assert {"learned", "roofline", "flops_only", "learned_kernel_sum_prior", "learned_no_kernels", "learned_no_prior"} <= set(
             group
         )
         for r in group.values():
@@ -90,7 +90,7 @@ def test_calibration_saved_a_loadable_artifact(small_calibration: Any) -> None:
     assert latest_artifact(data, DEV.id) == rep.artifact_path
     meta = json.loads((rep.artifact_path / "metadata.json").read_text())
     assert meta["heldout_metrics"]["all"]["learned"]["n"] == rep.accuracy["all"]["learned"].n
-    assert meta["has_kernel_model"]  # profile events became kernel records
+    assert meta["has_kernel_model"] and meta["prior"] == "roofline"  # profile events became kernel records
     p = load_predictor(rep.artifact_path)
     assert p.kernel_model_ is not None
 
