@@ -24,16 +24,28 @@ from nascost.client.errors import (
     Unimplemented,
 )
 from nascost.client.models import digest, from_torch, model_bytes
-from nascost.client.results import Analysis, Device, NodeCost, ParamBreakdown, Provenance
+from nascost.client.results import (
+    Analysis,
+    BatchLatency,
+    Device,
+    KernelTime,
+    Measurement,
+    NodeCost,
+    ParamBreakdown,
+    Provenance,
+)
 
 __all__ = [
     "Analysis",
     "AsyncClient",
+    "BatchLatency",
     "Client",
     "DeadlineExceeded",
     "Device",
     "FailedPrecondition",
     "InvalidArgument",
+    "KernelTime",
+    "Measurement",
     "NascostClientError",
     "NodeCost",
     "NotFound",

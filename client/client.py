@@ -7,14 +7,14 @@ not hold it, and referred to by digest after that.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
 
 from nascost.client.errors import NascostClientError, from_rpc_error, from_status
 from nascost.client.models import ModelLike, digest, model_bytes
-from nascost.client.results import Analysis, Device
+from nascost.client.results import Analysis, Device, Measurement
 from nascost.v1 import (
     devices_pb2,
     graph_pb2,
@@ -213,6 +213,21 @@ class Client:
             yield from self.stub.Measure(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
+
+    def measure_result(
+        self,
+        model: ModelLike,
+        *,
+        on_progress: Callable[[measurement_pb2.MeasureProgress], None] | None = None,
+        **kwargs: Any,
+    ) -> Measurement:
+        """:meth:`measure`, returning the final :class:`Measurement` (progress to a callback)."""
+        for event in self.measure(model, **kwargs):
+            if event.HasField("result"):
+                return Measurement.from_proto(event.result)
+            if on_progress is not None:
+                on_progress(event.progress)
+        raise NascostClientError(grpc.StatusCode.UNKNOWN, "measurement stream ended without a result")
 
     def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
         """The health service's answer: "SERVING", "NOT_SERVING", ..."""

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from nascost.v1 import devices_pb2, indicators_pb2, service_pb2
+from nascost.v1 import devices_pb2, indicators_pb2, measurement_pb2, service_pb2
 
 _SOURCES = {
     indicators_pb2.SOURCE_COUNTED: "counted",
@@ -218,3 +218,99 @@ class Device:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTime:
+    node_name: str
+    op_type: str
+    provider: str
+    median_us: float
+    calls: int
+    input_shapes: tuple[str, ...]
+    output_shapes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLatency:
+    """Measured latency of one batch size (ms per batch) and what goes with it."""
+
+    batch_size: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    n: int
+    windows: int
+    stable: bool
+    window_spread_pct: float
+    throughput_examples_per_s: float
+    peak_memory_bytes: int
+    kernels: tuple[KernelTime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    graph_digest: str
+    device_id: str
+    provenance: Provenance
+    batches: tuple[BatchLatency, ...]
+    session_load_ms: float
+    execution_provider: str
+    intra_op_threads: int
+    measurement_id: int
+    optimized_graph: dict[str, Any] | None
+
+    @classmethod
+    def from_proto(cls, r: measurement_pb2.MeasureResult) -> Measurement:
+        batches = []
+        for b in r.batches:
+            lat = b.latency
+            batches.append(
+                BatchLatency(
+                    batch_size=b.batch_size, p50_ms=lat.p50_ms, p90_ms=lat.p90_ms, p99_ms=lat.p99_ms,
+                    mean_ms=lat.mean_ms, std_ms=lat.std_ms, min_ms=lat.min_ms, max_ms=lat.max_ms,
+                    n=lat.n, windows=lat.windows, stable=lat.stable, window_spread_pct=lat.window_spread_pct,
+                    throughput_examples_per_s=b.throughput_examples_per_s,
+                    peak_memory_bytes=b.peak_memory_bytes,
+                    kernels=tuple(
+                        KernelTime(k.node_name, k.op_type, k.provider, k.median_us, k.calls,
+                                   tuple(k.input_shapes), tuple(k.output_shapes))
+                        for k in b.kernels
+                    ),
+                )
+            )
+        og = r.optimized_graph if r.HasField("optimized_graph") else None
+        return cls(
+            graph_digest=r.graph_digest,
+            device_id=r.device_id,
+            provenance=Provenance.from_proto(r.provenance),
+            batches=tuple(batches),
+            session_load_ms=r.session_load_ms,
+            execution_provider=r.execution_provider,
+            intra_op_threads=r.intra_op_threads,
+            measurement_id=r.measurement_id,
+            optimized_graph=None if og is None else {
+                "params": og.params, "macs": og.macs, "flops": og.flops,
+                "memory_access_bytes": og.memory_access_bytes, "node_count": og.node_count,
+            },
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the first batch's figures also sit at the top level."""
+        d = dataclasses.asdict(self)
+        if self.batches:
+            b = self.batches[0]
+            d["batch_size"] = b.batch_size
+            d["latency_ms"] = {
+                "p50": b.p50_ms, "p90": b.p90_ms, "p99": b.p99_ms, "mean": b.mean_ms,
+                "std": b.std_ms, "min": b.min_ms, "max": b.max_ms, "n": b.n,
+            }
+            d["stable"] = b.stable
+            d["peak_memory_bytes"] = b.peak_memory_bytes
+            d["throughput_examples_per_s"] = b.throughput_examples_per_s
+            d["nodes"] = [dataclasses.asdict(k) for k in b.kernels]
+        return d

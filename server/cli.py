@@ -5,6 +5,7 @@ Stable forms (scripts depend on them)::
     nascost serve [--host H] [--port P] [--data-dir DIR] [--demo]
     nascost analyze MODEL.onnx [--server HOST:PORT] [--input-shape NAME=1x3x224x224]... [--dim NAME=V]... [--json]
     nascost devices [--server HOST:PORT] [--json]
+    nascost measure MODEL.onnx [--server HOST:PORT] [--batch-size N]... [--threads N] [--json]
     nascost ops [--json]
     nascost health [--server HOST:PORT]
     nascost example OUT.onnx
@@ -21,6 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nascost.client.errors import NascostClientError
 from nascost.client.results import Analysis, Device
@@ -173,6 +175,102 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure_options(args: argparse.Namespace) -> Any:
+    from nascost.v1 import measurement_pb2
+
+    return measurement_pb2.MeasureOptions(
+        batch_sizes=args.batch_size or [],
+        intra_op_threads=args.threads or 0,
+        time_budget_s=args.budget_s or 0.0,
+        profile_nodes=not args.no_profile,
+        count_optimized_graph=args.count_optimized,
+    )
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nascost.client.models import model_bytes
+    from nascost.client.results import Measurement
+    from nascost.v1 import graph_pb2, measurement_pb2
+
+    err = Console(stderr=True)
+
+    def progress(p: Any) -> None:
+        if not args.json:
+            err.print(f"[dim]{p.stage:>10} {100 * p.fraction:5.1f} %  {p.message}[/]")
+
+    shapes = dict(args.input_shape or [])
+    dims = dict(args.dim or [])
+    options = _measure_options(args)
+    if args.server:
+        from nascost.client import Client
+
+        with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN"), timeout=None) as c:
+            m = c.measure_result(
+                args.model, options=options, input_shapes=shapes, dim_values=dims,
+                device_id=args.device, on_progress=progress,
+            )
+    else:
+        from nascost.server.config import ServerConfig
+        from nascost.server.engine import Engine
+
+        engine = Engine(ServerConfig.from_env(data_dir=args.data_dir))
+        request = measurement_pb2.MeasureRequest(
+            graph=graph_pb2.GraphRef(onnx_model=model_bytes(args.model)),
+            shapes=graph_pb2.ShapeBindings(
+                input_shapes=[graph_pb2.InputShape(name=k, dims=list(v)) for k, v in shapes.items()],
+                dim_values=dims,
+            ),
+            device_id=args.device,
+            options=options,
+        )
+        result = None
+        for event in engine.measure(request, cancelled=lambda: False):
+            if event.HasField("result"):
+                result = event.result
+            else:
+                progress(event.progress)
+        assert result is not None
+        m = Measurement.from_proto(result)
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2))
+    else:
+        print_measurement(m)
+    return 0
+
+
+def print_measurement(m: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"measured on {m.device_id} ({m.execution_provider}, {m.intra_op_threads} thread(s))", header_style="bold")
+    for col in ("batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "n", "stable", "spread %", "examples/s", "peak memory"):
+        t.add_column(col, justify="right")
+    for b in m.batches:
+        t.add_row(
+            str(b.batch_size), f"{b.p50_ms:.3f}", f"{b.p90_ms:.3f}", f"{b.p99_ms:.3f}", f"{b.mean_ms:.3f}",
+            str(b.n), "yes" if b.stable else "no", f"{b.window_spread_pct:.1f}",
+            f"{b.throughput_examples_per_s:,.1f}", _human(b.peak_memory_bytes, "B"),
+        )
+    console.print(t)
+    if m.batches and m.batches[0].kernels:
+        k = Table(title=f"kernels (batch {m.batches[0].batch_size}, optimized graph)", header_style="bold")
+        for col in ("kernel", "op", "median µs", "share"):
+            k.add_column(col, justify="right" if col in ("median µs", "share") else "left")
+        kernels = sorted(m.batches[0].kernels, key=lambda x: -x.median_us)
+        total = sum(x.median_us for x in kernels) or 1.0
+        for x in kernels[:25]:
+            k.add_row(x.node_name, x.op_type, f"{x.median_us:.1f}", f"{100 * x.median_us / total:.1f} %")
+        console.print(k)
+    if m.optimized_graph:
+        og = m.optimized_graph
+        console.print(f"optimized graph (what runs): {og['node_count']} nodes, {og['macs']:,} MACs, {og['flops']:,} FLOPs, {og['memory_access_bytes']:,} bytes accessed")
+    p = m.provenance
+    console.print(f"[dim]provenance: {p.source} ({p.method} {p.version}), n={p.samples}, spread {p.spread_pct:.1f} %; {p.note}; record {m.measurement_id}[/]")
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     if args.server:
         from nascost.client import Client
@@ -285,6 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--compact", action="store_true", help="with --json: on one line")
     a.add_argument("--summary", action="store_true", help="table without the per-node breakdown")
     a.set_defaults(fn=cmd_analyze)
+
+    m = sub.add_parser("measure", help="measure latency on a device (sandboxed onnxruntime)")
+    m.add_argument("model")
+    m.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")
+    m.add_argument("--device", default="local")
+    m.add_argument("--batch-size", action="append", type=int, metavar="N")
+    m.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the device's, 1)")
+    m.add_argument("--budget-s", type=float, default=None, help="time budget per batch size, seconds")
+    m.add_argument("--input-shape", action="append", type=_parse_input_shape, metavar="NAME=1x3x224x224")
+    m.add_argument("--dim", action="append", type=_parse_dim, metavar="NAME=VALUE")
+    m.add_argument("--no-profile", action="store_true", help="skip per-kernel profiling")
+    m.add_argument("--count-optimized", action="store_true", help="count the runtime's optimized graph again")
+    m.add_argument("--data-dir", default=None, help="in-process only: the store to write to")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_measure)
 
     d = sub.add_parser("devices", help="the device catalogue")
     d.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nascost.measurements.sandbox import SandboxLimits
 
 MIB = 1 << 20
 
@@ -31,6 +35,10 @@ class ServerConfig:
         auth_token: when set, every call needs ``authorization: Bearer <token>``.
         tls_cert_file / tls_key_file: PEM files; both set turns TLS on.
         metrics_port: serve Prometheus metrics over HTTP on this port (None = off).
+        measure_threads: default intra-op threads of measurements (1 is fastest on small
+            shared CPUs; the count is stored with every measurement).
+        measure_timeout_s / measure_memory_bytes: the measurement worker's wall-clock and
+            address-space limits.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -43,6 +51,19 @@ class ServerConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     metrics_port: int | None = None
+    measure_threads: int = 1
+    measure_timeout_s: float = 300.0
+    measure_memory_bytes: int = 8 << 30
+
+    def sandbox_limits(self) -> SandboxLimits:
+        """Limits of the measurement worker (address space, wall clock, model size)."""
+        from nascost.measurements.sandbox import SandboxLimits
+
+        return SandboxLimits(
+            address_space_bytes=self.measure_memory_bytes,
+            wall_timeout_s=self.measure_timeout_s,
+            max_model_bytes=self.max_model_bytes,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.runner import BatchResult, MeasurementResult, RunnerConfig
 from nascost.predictors.analysis import Analysis, NodeResult
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
-from nascost.v1 import graph_pb2, indicators_pb2, service_pb2
+from nascost.v1 import graph_pb2, indicators_pb2, measurement_pb2, service_pb2
 
 COUNT_METHOD = "static-count"
 COUNT_VERSION = "1"
@@ -120,3 +122,98 @@ def analyze_response(digest: str, a: Analysis, *, include_nodes: bool) -> servic
             graph_pb2.InputShape(name=k, dims=[d or 0 for d in v]) for k, v in a.input_shapes.items()
         ],
     )
+
+
+# ---------------------------------------------------------------------------- measurements
+
+_LEVELS = {
+    measurement_pb2.OPTIMIZATION_LEVEL_UNSPECIFIED: "all",
+    measurement_pb2.OPTIMIZATION_LEVEL_DISABLED: "disabled",
+    measurement_pb2.OPTIMIZATION_LEVEL_BASIC: "basic",
+    measurement_pb2.OPTIMIZATION_LEVEL_EXTENDED: "extended",
+    measurement_pb2.OPTIMIZATION_LEVEL_ALL: "all",
+}
+_LEVEL_ENUM = {v: k for k, v in _LEVELS.items() if k != measurement_pb2.OPTIMIZATION_LEVEL_UNSPECIFIED}
+
+
+def runner_config(o: measurement_pb2.MeasureOptions, *, default_threads: int) -> RunnerConfig:
+    config = RunnerConfig(
+        intra_op_threads=o.intra_op_threads or default_threads,
+        optimization_level=_LEVELS[o.optimization_level],
+        profile_nodes=o.profile_nodes,
+        save_optimized_graph=o.count_optimized_graph,
+    )
+    config.validate()
+    return config
+
+
+def timing_options(o: measurement_pb2.MeasureOptions) -> TimingOptions:
+    default = TimingOptions()
+    timing = TimingOptions(
+        warmup_runs=o.warmup_runs or default.warmup_runs,
+        runs_per_window=o.runs_per_window or default.runs_per_window,
+        stable_windows=o.stable_windows or default.stable_windows,
+        stability_threshold_pct=o.stability_threshold_pct or default.stability_threshold_pct,
+        time_budget_s=o.time_budget_s or default.time_budget_s,
+    )
+    timing.validate()
+    return timing
+
+
+def measured_provenance(result: MeasurementResult, batch: BatchResult | None = None) -> indicators_pb2.Provenance:
+    lat = batch.latency if batch is not None else None
+    return indicators_pb2.Provenance(
+        source=indicators_pb2.SOURCE_MEASURED,
+        method=f"onnxruntime-{result.provider.removesuffix('ExecutionProvider').lower()}",
+        version=result.onnxruntime_version,
+        samples=lat.n if lat is not None else 0,
+        spread_pct=lat.window_spread_pct if lat is not None else 0.0,
+        note=f"{result.intra_op_threads} intra-op thread(s), optimization level {result.optimization_level}",
+    )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def measure_result(
+    result: MeasurementResult, *, digest: str, device_id: str, measurement_id: int = 0
+) -> measurement_pb2.MeasureResult:
+    batches = []
+    for b in result.batches:
+        lat = b.latency
+        batches.append(
+            measurement_pb2.BatchMeasurement(
+                batch_size=b.batch_size,
+                latency=measurement_pb2.LatencyStats(
+                    p50_ms=lat.p50_ms, p90_ms=lat.p90_ms, p99_ms=lat.p99_ms, mean_ms=lat.mean_ms,
+                    std_ms=lat.std_ms, min_ms=lat.min_ms, max_ms=lat.max_ms, n=lat.n,
+                    windows=lat.windows, stable=lat.stable, window_spread_pct=lat.window_spread_pct,
+                ),
+                throughput_examples_per_s=b.throughput_examples_per_s,
+                peak_memory_bytes=b.peak_memory_bytes,
+                kernels=[
+                    measurement_pb2.KernelTiming(
+                        node_name=k.node_name, op_type=k.op_type, provider=k.provider,
+                        median_us=k.median_us, calls=k.calls,
+                        input_shapes=[_shape_text(s) for s in k.input_shapes],
+                        output_shapes=[_shape_text(s) for s in k.output_shapes],
+                    )
+                    for k in b.kernels
+                ],
+            )
+        )
+    msg = measurement_pb2.MeasureResult(
+        graph_digest=digest,
+        device_id=device_id,
+        provenance=measured_provenance(result, result.batches[0] if result.batches else None),
+        batches=batches,
+        session_load_ms=result.session_load_ms,
+        measurement_id=measurement_id,
+        execution_provider=result.provider,
+        intra_op_threads=result.intra_op_threads,
+        optimization_level=_LEVEL_ENUM.get(result.optimization_level, measurement_pb2.OPTIMIZATION_LEVEL_UNSPECIFIED),
+    )
+    if result.optimized_analysis is not None:
+        msg.optimized_graph.CopyFrom(counted(result.optimized_analysis))
+    return msg

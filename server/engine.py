@@ -7,26 +7,36 @@ device catalogue and the store. Thread-safe: the gRPC server calls it from many 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.errors import (
     InvalidRequestError,
     LimitExceededError,
     NotAvailableError,
+    NotMeasurableError,
     UnknownDeviceError,
     UnknownGraphError,
 )
 from nascost.predictors.graph import ShapeRequest, digest_of, load_graph_bytes
+from nascost.server import encode
 from nascost.server.config import ServerConfig
 from nascost.server.encode import analyze_response, shape_key, shape_request
 from nascost.server.metrics import Metrics
 from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, service_pb2
 
+if TYPE_CHECKING:
+    from nascost.measurements.store import Store
+
 logger = logging.getLogger(__name__)
+
+LOCAL_DEVICE_ID = "local"
 
 _DIGEST_PREFIX = "sha256:"
 
@@ -106,6 +116,14 @@ class Engine:
         self._answers = _LRU(config.analysis_cache_entries)
         self.metrics = Metrics()
 
+    @cached_property
+    def store(self) -> Store:
+        """The embedded store (SQLite under the data dir), opened on first use."""
+        from nascost.measurements.store import Store
+
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        return Store(self.config.data_dir / "nascost.sqlite3")
+
     # ---------------------------------------------------------------- graphs
 
     def resolve(self, ref: graph_pb2.GraphRef) -> tuple[str, bytes]:
@@ -121,6 +139,10 @@ class Engine:
         if which == "digest":
             digest = check_digest(ref.digest)
             held = self.graphs.get(digest)
+            if held is None and self.store.has_graph(digest):
+                held = self.store.get_graph(digest)
+                if held is not None:
+                    self.graphs.put(held)
             if held is None:
                 raise UnknownGraphError(f"no graph {digest} on this server: send its bytes or UploadGraph it first")
             return digest, held
@@ -152,10 +174,11 @@ class Engine:
         if expected_digest and expected_digest != digest:
             raise InvalidRequestError(f"upload digest {digest} differs from the announced {expected_digest}")
         self.graphs.put(data)
+        self.store.put_graph(digest, data)
         return graph_pb2.GraphHandle(digest=digest, size_bytes=len(data))
 
     def has_graph(self, digest: str) -> bool:
-        return check_digest(digest) in self.graphs
+        return check_digest(digest) in self.graphs or self.store.has_graph(digest)
 
     # ---------------------------------------------------------------- counting
 
@@ -198,9 +221,58 @@ class Engine:
         raise NotAvailableError("latency prediction is not available on this server yet")
 
     def measure(
-        self, request: measurement_pb2.MeasureRequest, *, cancelled: Callable[[], bool]
+        self,
+        request: measurement_pb2.MeasureRequest,
+        *,
+        cancelled: Callable[[], bool],
+        time_remaining_s: Callable[[], float | None] = lambda: None,
     ) -> Iterator[measurement_pb2.MeasureEvent]:
-        raise NotAvailableError("measurement is not available on this server yet")
+        """Measure in the sandboxed worker: progress events, then the stored result."""
+        from nascost.measurements.api import Progress, measure_stream, record_measurement
+        from nascost.measurements.runner import MeasurementResult
+
+        device_id = request.device_id or LOCAL_DEVICE_ID
+        self._measurable(device_id)
+        digest, data = self.resolve(request.graph)
+        shapes = shape_request(request.shapes)
+        options = request.options
+        batch_sizes = [int(b) for b in options.batch_sizes]
+        if any(b < 1 for b in batch_sizes):
+            raise InvalidRequestError(f"batch sizes must be >= 1, got {batch_sizes}")
+        limits = self.config.sandbox_limits()
+        remaining = time_remaining_s()
+        if remaining is not None:
+            limits = dataclasses.replace(limits, wall_timeout_s=max(1.0, min(limits.wall_timeout_s, remaining - 0.5)))
+        self.store.put_graph(digest, data)
+        stream = measure_stream(
+            data,
+            shapes=shapes,
+            batch_sizes=batch_sizes,
+            config=encode.runner_config(options, default_threads=self.config.measure_threads),
+            timing=encode.timing_options(options),
+            limits=limits,
+            cancelled=cancelled,
+            device_id=device_id,
+            analyze_optimized=options.count_optimized_graph,
+            lock_dir=self.config.data_dir / "locks",
+        )
+        for item in stream:
+            if isinstance(item, Progress):
+                yield measurement_pb2.MeasureEvent(
+                    progress=measurement_pb2.MeasureProgress(stage=item.stage, fraction=item.fraction, message=item.message)
+                )
+            elif isinstance(item, MeasurementResult):
+                ids = record_measurement(self.store, item, data, device_id=device_id)
+                yield measurement_pb2.MeasureEvent(
+                    result=encode.measure_result(item, digest=digest, device_id=device_id, measurement_id=ids[0] if ids else 0)
+                )
+
+    def _measurable(self, device_id: str) -> None:
+        device = self.get_device(device_id)
+        if not device.measurable:
+            raise NotMeasurableError(
+                f"device {device_id!r} cannot be measured through this server (only predicted); measure on 'local'"
+            )
 
     def calibrate(
         self, request: prediction_pb2.CalibrateRequest, *, cancelled: Callable[[], bool]
@@ -219,5 +291,5 @@ def _local_device() -> devices_pb2.Device:
         id="local",
         name=f"this machine ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)",
         kind=devices_pb2.DEVICE_KIND_LOCAL,
-        measurable=False,
+        measurable=True,
     )

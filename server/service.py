@@ -121,7 +121,9 @@ class CostModelServicer(service_pb2_grpc.CostModelServicer):
     def Measure(
         self, request: measurement_pb2.MeasureRequest, context: grpc.ServicerContext
     ) -> Iterator[measurement_pb2.MeasureEvent]:
-        yield from self.engine.measure(request, cancelled=lambda: not context.is_active())
+        yield from self.engine.measure(
+            request, cancelled=lambda: not context.is_active(), time_remaining_s=context.time_remaining
+        )
 
     @rpc_errors
     def Calibrate(
