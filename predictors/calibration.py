@@ -192,6 +192,19 @@ def _family_errors(examples: Sequence[TrainingExample], device: Device, seed: in
     return {k: float(np.mean(v)) for k, v in errs.items()}
 
 
+def _cross_validated(examples: Sequence[TrainingExample], device: Device, seed: int, folds: int = 3) -> AccuracyReport:
+    """Out-of-fold accuracy on the training families (in-distribution), graph-level model only."""
+    idx = np.random.default_rng(seed).permutation(len(examples))
+    y, pred = [], []
+    for f in range(folds):
+        test = idx[f::folds]
+        train = np.setdiff1d(idx, test)
+        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit([examples[i] for i in train])
+        pred.extend(p.predict([examples[i] for i in test]))
+        y.extend(examples[i].measured_ms for i in test)
+    return accuracy_report(y, pred)
+
+
 def _evaluate(
     predictors: Mapping[str, Callable[[Sequence[TrainingExample]], np.ndarray]],
     heldout: Sequence[TrainingExample],
@@ -311,6 +324,8 @@ def calibrate(
         preds["learned_no_kernels"] = g_roof.predict
         preds["learned_no_prior"] = g_plain.predict
     accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
+    if variants and len(train) >= 12:
+        accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed)}
 
     few: dict[str, dict[int, AccuracyReport]] = {}
     if source_predictor is not None and heldout:
