@@ -195,7 +195,8 @@ def _family_errors(examples: Sequence[TrainingExample], device: Device, seed: in
 def _cross_validated(examples: Sequence[TrainingExample], device: Device, seed: int, folds: int = 3) -> AccuracyReport:
     """Out-of-fold accuracy on the training families (in-distribution), graph-level model only."""
     idx = np.random.default_rng(seed).permutation(len(examples))
-    y, pred = [], []
+    y: list[float] = []
+    pred: list[float] = []
     for f in range(folds):
         test = idx[f::folds]
         train = np.setdiff1d(idx, test)
