@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from nascost.client.client import AsyncClient, Client
 from nascost.client.errors import (
+    AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -36,6 +37,7 @@ from nascost.client.results import (
 )
 
 __all__ = [
+    "AlreadyExists",
     "Analysis",
     "AsyncClient",
     "BatchLatency",

@@ -170,6 +170,36 @@ class Client:
         r = self._call(self.stub.ListDevices, devices_pb2.ListDevicesRequest(), timeout)
         return [Device.from_proto(d) for d in r.devices]
 
+    def device(self, device_id: str, *, timeout: float | None = None) -> Device:
+        return Device.from_proto(self._call(self.stub.GetDevice, devices_pb2.GetDeviceRequest(id=device_id), timeout))
+
+    def register_device(
+        self,
+        device_id: str,
+        *,
+        peak_flops_per_s: Mapping[str, float],
+        memory_bandwidth_bytes_per_s: float,
+        name: str = "",
+        cores: int = 1,
+        per_op_overhead_s: float = 0.0,
+        source: str = "",
+        timeout: float | None = None,
+    ) -> Device:
+        """Add a device known by its spec (peak FLOP/s per dtype, bandwidth in bytes/s)."""
+        device = devices_pb2.Device(
+            id=device_id,
+            name=name,
+            spec=devices_pb2.DeviceSpec(
+                peak_flops_per_s=dict(peak_flops_per_s),
+                memory_bandwidth_bytes_per_s=memory_bandwidth_bytes_per_s,
+                cores=cores,
+                per_op_overhead_s=per_op_overhead_s,
+                source=source,
+            ),
+        )
+        r = self._call(self.stub.RegisterDevice, devices_pb2.RegisterDeviceRequest(device=device), timeout)
+        return Device.from_proto(r)
+
     def estimate(self, model: ModelLike, *, device_ids: Sequence[str] = (), timeout: float | None = None,
                  input_shapes: Shapes | None = None, dim_values: Mapping[str, int] | None = None,
                  measure: bool = False) -> service_pb2.EstimateResponse:

@@ -26,6 +26,10 @@ class FailedPrecondition(NascostClientError):
     """E.g. the device has no calibration yet."""
 
 
+class AlreadyExists(NascostClientError):
+    """E.g. a device with that id is already registered."""
+
+
 class ResourceExhausted(NascostClientError):
     """A size, memory or queue limit."""
 
@@ -49,6 +53,7 @@ class Unimplemented(NascostClientError):
 _BY_CODE: dict[grpc.StatusCode, type[NascostClientError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,

@@ -115,8 +115,12 @@ def create_server(
 
 def serve(host: str, port: int, config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain: health NOT_SERVING, finish calls (10 s grace)."""
-    server, bound, health_servicer = create_server(f"{host}:{port}", config)
+    engine = Engine(config)
+    server, bound, health_servicer = create_server(f"{host}:{port}", config, engine=engine)
     stop = threading.Event()
+    # Fingerprint the machine and measure its peaks (cached per fingerprint) off the
+    # request path, so the first device listing or prediction does not wait for it.
+    threading.Thread(target=lambda: engine.catalogue, name="nascost-warmup", daemon=True).start()
 
     def on_signal(signum: int, frame: object) -> None:
         logger.info("signal %d: draining", signum)

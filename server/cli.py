@@ -61,6 +61,13 @@ def _human(n: float, unit: str = "") -> str:
     return f"{n:g} {unit}".rstrip()
 
 
+def _short(n: float) -> str:
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:.3g}"
+
+
 # ---------------------------------------------------------------------------- printing
 
 
@@ -121,21 +128,25 @@ def print_devices(devices: Sequence[Device]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="devices", header_style="bold")
-    for col in ("id", "kind", "name", "peak FLOP/s (fp32)", "bandwidth", "measurable", "source"):
-        t.add_column(col)
+    t = Table(title="devices (sources of the figures: --json)", header_style="bold")
+    for col in ("id", "kind", "fp32 FLOP/s", "fp16 FLOP/s", "memory B/s", "measurable", "predictors"):
+        t.add_column(col, no_wrap=col == "id")
     for d in devices:
         fp32 = d.peak_flops_per_s.get("float32", 0.0)
+        fp16 = d.peak_flops_per_s.get("float16", 0.0)
         t.add_row(
             d.id,
             d.kind,
-            d.name,
-            _human(fp32, "FLOP/s") if fp32 else "-",
-            _human(d.memory_bandwidth_bytes_per_s, "B/s") if d.memory_bandwidth_bytes_per_s else "-",
+            _short(fp32) if fp32 else "-",
+            _short(fp16) if fp16 else "-",
+            _short(d.memory_bandwidth_bytes_per_s) if d.memory_bandwidth_bytes_per_s else "-",
             "yes" if d.measurable else "no",
-            d.source,
+            ", ".join(d.predictors),
         )
     Console().print(t)
+    local = next((d for d in devices if d.kind == "local"), None)
+    if local is not None:
+        Console().print(f"[dim]local: {local.name}; {local.source}[/]")
 
 
 # ---------------------------------------------------------------------------- commands

@@ -5,9 +5,10 @@ from __future__ import annotations
 from nascost.measurements.protocol import TimingOptions
 from nascost.measurements.runner import BatchResult, MeasurementResult, RunnerConfig
 from nascost.predictors.analysis import Analysis, NodeResult
+from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
-from nascost.v1 import graph_pb2, indicators_pb2, measurement_pb2, service_pb2
+from nascost.v1 import devices_pb2, graph_pb2, indicators_pb2, measurement_pb2, service_pb2
 
 COUNT_METHOD = "static-count"
 COUNT_VERSION = "1"
@@ -217,3 +218,50 @@ def measure_result(
     if result.optimized_analysis is not None:
         msg.optimized_graph.CopyFrom(counted(result.optimized_analysis))
     return msg
+
+
+# ---------------------------------------------------------------------------- devices
+
+_KINDS = {
+    "local": devices_pb2.DEVICE_KIND_LOCAL,
+    "spec": devices_pb2.DEVICE_KIND_SPEC,
+    "fleet": devices_pb2.DEVICE_KIND_FLEET,
+    "custom": devices_pb2.DEVICE_KIND_CUSTOM,
+}
+
+
+def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
+    spec = d.spec
+    fp = dict(d.fingerprint)
+    gpus = fp.get("gpus") or []
+    return devices_pb2.Device(
+        id=d.id,
+        name=d.name,
+        kind=_KINDS.get(d.kind, devices_pb2.DEVICE_KIND_UNSPECIFIED),
+        spec=devices_pb2.DeviceSpec(
+            peak_flops_per_s=dict(spec.peak_flops_per_s),
+            memory_bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
+            cache_bytes=max(spec.cache_bytes.values(), default=0),
+            cores=spec.cores,
+            memory_bytes=spec.memory_bytes,
+            per_op_overhead_s=spec.per_op_overhead_s,
+            source=spec.source,
+        ),
+        fingerprint=devices_pb2.DeviceFingerprint(
+            cpu_model=str(fp.get("cpu_model", "")),
+            logical_cores=int(fp.get("logical_cores") or 0),
+            memory_bytes=int(fp.get("memory_bytes") or 0),
+            gpu_model=", ".join(str(g.get("name", "")) for g in gpus),
+            gpu_driver=", ".join(sorted({str(g.get("driver_version", "")) for g in gpus})),
+            os=str(fp.get("os", "")),
+            onnxruntime_version=str(fp.get("onnxruntime_version", "")),
+            execution_providers=[str(p) for p in fp.get("providers", [])],
+            digest=str(fp.get("digest", "")),
+        )
+        if fp
+        else None,
+        measurable=d.measurable,
+        predictors=predictors,
+        execution_provider=d.execution_provider,
+        intra_op_threads=d.intra_op_threads,
+    )

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.errors import (
@@ -21,7 +21,6 @@ from nascost.predictors.errors import (
     LimitExceededError,
     NotAvailableError,
     NotMeasurableError,
-    UnknownDeviceError,
     UnknownGraphError,
 )
 from nascost.predictors.graph import ShapeRequest, digest_of, load_graph_bytes
@@ -33,6 +32,7 @@ from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, 
 
 if TYPE_CHECKING:
     from nascost.measurements.store import Store
+    from nascost.predictors.devices import Catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -197,17 +197,68 @@ class Engine:
 
     # ---------------------------------------------------------------- devices, predictions, measurements
 
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        """Shipped spec-sheet devices, custom devices from the store, and the local machine
+        (fingerprinted; its peaks measured once per fingerprint and cached in the store)."""
+        from nascost.measurements.api import device_lock
+        from nascost.measurements.fingerprint import (
+            cached_peaks,
+            last_level_cache_bytes,
+            local_fingerprint,
+        )
+        from nascost.predictors.devices import Catalogue
+
+        catalogue = Catalogue(store=_StoreDevices(self.store))
+        fp = local_fingerprint()
+        threads = self.config.measure_threads
+        with device_lock(LOCAL_DEVICE_ID, lock_dir=self.config.data_dir / "locks"):
+            peaks = cached_peaks(self.store, fp, intra_op_threads=threads)
+        llc = last_level_cache_bytes()
+        catalogue.set_local(
+            fingerprint={**fp.to_dict(), "digest": fp.digest},
+            peak_flops_per_s={"float32": peaks.gemm_flops_per_s},
+            memory_bandwidth_bytes_per_s=peaks.memory_bandwidth_bytes_per_s,
+            cores=fp.logical_cores,
+            memory_bytes=fp.memory_bytes,
+            cache_bytes={"llc": llc} if llc else None,
+            per_op_overhead_s=peaks.per_op_overhead_s,
+            name=f"{fp.cpu_model} ({fp.logical_cores} logical cores, onnxruntime {fp.onnxruntime_version})",
+            intra_op_threads=threads,
+            source=f"measured by micro-benchmarks on this machine ({peaks.method}; {threads} intra-op thread(s))",
+        )
+        return catalogue
+
     def list_devices(self) -> list[devices_pb2.Device]:
-        return [_local_device()]
+        return [encode.device(d, predictors=self._predictor_names(d.id)) for d in self.catalogue.list_devices()]
 
     def get_device(self, device_id: str) -> devices_pb2.Device:
-        for d in self.list_devices():
-            if d.id == device_id:
-                return d
-        raise UnknownDeviceError(f"no device {device_id!r}; list them with ListDevices / `nascost devices`")
+        if not device_id:
+            raise InvalidRequestError("device id is empty")
+        d = self.catalogue.get(device_id)
+        return encode.device(d, predictors=self._predictor_names(d.id))
 
     def register_device(self, device: devices_pb2.Device) -> devices_pb2.Device:
-        raise NotAvailableError("registering devices is not available on this server yet")
+        from nascost.predictors.devices import DeviceSpec
+
+        spec = device.spec
+        added = self.catalogue.add(
+            device.id,
+            DeviceSpec(
+                peak_flops_per_s=dict(spec.peak_flops_per_s),
+                memory_bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
+                cache_bytes={"llc": spec.cache_bytes} if spec.cache_bytes else {},
+                cores=spec.cores or 1,
+                memory_bytes=spec.memory_bytes,
+                per_op_overhead_s=spec.per_op_overhead_s,
+                source=spec.source or "registered through the API",
+            ),
+            name=device.name or device.id,
+        )
+        return encode.device(added, predictors=self._predictor_names(added.id))
+
+    def _predictor_names(self, device_id: str) -> list[str]:
+        return ["roofline"]
 
     def estimate(
         self, request: service_pb2.EstimateRequest, *, cancelled: Callable[[], bool]
@@ -283,13 +334,14 @@ class Engine:
         raise NotAvailableError("calibration is not available on this server yet")
 
 
-def _local_device() -> devices_pb2.Device:
-    import os
-    import platform
+class _StoreDevices:
+    """The store's devices table as the catalogue's ``DeviceStore``."""
 
-    return devices_pb2.Device(
-        id="local",
-        name=f"this machine ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)",
-        kind=devices_pb2.DEVICE_KIND_LOCAL,
-        measurable=True,
-    )
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def load_devices(self) -> list[dict[str, Any]]:
+        return list(self._store.devices().values())
+
+    def save_device(self, device_id: str, device: dict[str, Any]) -> None:
+        self._store.put_device(device_id, device)

@@ -1,0 +1,49 @@
+"""The device catalogue over gRPC: shipped, local (measured peaks), registered (persisted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nascost.client import AlreadyExists, Client, InvalidArgument, NotFound
+from nascost.server.app import create_server
+from nascost.server.config import ServerConfig
+
+
+def test_catalogue_register_and_persist(tmp_path: Path) -> None:
+    config = ServerConfig(data_dir=tmp_path, workers=2)
+    server, port, _ = create_server("127.0.0.1:0", config)
+    target = f"127.0.0.1:{port}"
+    try:
+        with Client(target) as c:
+            devices = {d.id: d for d in c.devices()}
+            local = devices["local"]
+            assert local.kind == "local" and local.measurable
+            assert local.peak_flops_per_s["float32"] > 1e9  # measured GEMM rate, FLOP/s
+            assert local.memory_bandwidth_bytes_per_s > 1e8  # measured copy bandwidth, B/s
+            assert local.fingerprint["digest"].startswith("sha256:")
+            a100 = devices["nvidia-a100-sxm4-80gb"]
+            assert a100.kind == "spec" and not a100.measurable and a100.source
+            added = c.register_device(
+                "edge-npu-1", name="my NPU", peak_flops_per_s={"int8": 4e12, "float16": 2e12},
+                memory_bandwidth_bytes_per_s=25.6e9, source="vendor brief",
+            )
+            assert added.kind == "custom" and added.peak_flops_per_s["int8"] == 4e12
+            with pytest.raises(AlreadyExists):
+                c.register_device("edge-npu-1", peak_flops_per_s={"float32": 1e9}, memory_bandwidth_bytes_per_s=1e9)
+            with pytest.raises(InvalidArgument, match="invalid"):
+                c.register_device("Bad Id!", peak_flops_per_s={"float32": 1e9}, memory_bandwidth_bytes_per_s=1e9)
+            with pytest.raises(InvalidArgument, match="peak"):
+                c.register_device("no-peaks", peak_flops_per_s={}, memory_bandwidth_bytes_per_s=1e9)
+            with pytest.raises(NotFound):
+                c.device("no-such-device")
+    finally:
+        server.stop(grace=None)
+    server, port, _ = create_server("127.0.0.1:0", config)  # same data dir: the device is still there
+    try:
+        with Client(f"127.0.0.1:{port}") as c:
+            again = c.device("edge-npu-1")
+            assert again.name == "my NPU" and again.memory_bandwidth_bytes_per_s == 25.6e9
+    finally:
+        server.stop(grace=None)
