@@ -149,9 +149,20 @@ class Analysis:
 
 
 def _known_nbytes(t: TensorInfo | None) -> int:
-    if t is None or not t.known:
+    if t is None:
+        return 0
+    s = t.shape
+    if s is None or None in s:
         return 0
     return t.nbytes
+
+
+def _shape_or_zeros(t: TensorInfo | None) -> tuple[int, ...]:
+    """A node's output shape for reporting: unknown dims as 0, unknown rank as ()."""
+    if t is None or not t.shape:
+        return ()
+    s = t.shape
+    return s if None not in s else tuple(x or 0 for x in s)  # type: ignore[return-value]
 
 
 def _node_cost(node: Node, fn: registry.CostFn | None) -> tuple[OpCost | None, str, bool]:
@@ -173,8 +184,10 @@ def analyze(graph: Graph) -> Analysis:
     unresolved_syms: set[str] = set()
     control_flow: list[ControlFlow] = []
     tally = _ParamTally()
-    depth_of: dict[str, int] = {}
-    cp_of: dict[str, int] = {}  # critical-path flops ending at a tensor's producer
+    # per tensor: (depth in ops, critical-path flops) ending at its producer
+    depth_cp: dict[str, tuple[int, int]] = {}
+    size_of: dict[str, int] = {}  # bytes of each tensor whose shape is known, else 0
+    scopes = (graph.weights,)
     width: Counter[int] = Counter()
     handlers: dict[tuple[str, str], registry.CostFn | None] = {}
     weights = graph.weights
@@ -201,13 +214,16 @@ def analyze(graph: Graph) -> Analysis:
         # node: the weights its subgraphs read, outer or their own, counted once)
         act_read = wt_read = 0
         for t in node.inputs:
-            if t is None or t.shape is None or None in t.shape:
+            if t is None:
                 continue
+            size = size_of.get(t.name)
+            if size is None:
+                size = size_of[t.name] = _known_nbytes(t)
             if t.is_constant:
-                wt_read += t.nbytes
+                wt_read += size
             else:
-                act_read += t.nbytes
-        node_params = tally.node(node, (weights,))
+                act_read += size
+        node_params = tally.node(node, scopes)
 
         # memory traffic
         if cost.read_bytes is not None:
@@ -217,9 +233,9 @@ def analyze(graph: Graph) -> Analysis:
             wt_read = cost.weight_read_bytes
         write = 0
         for t in node.outputs:
-            if t.shape is not None and None not in t.shape:
-                write += t.nbytes
-            else:
+            size = size_of[t.name] = _known_nbytes(t)
+            write += size
+            if t.symbolic and not t.known:
                 unresolved_syms.update(t.symbolic)
 
         flops = FLOPS_PER_MAC * cost.macs + cost.flops
@@ -231,15 +247,24 @@ def analyze(graph: Graph) -> Analysis:
                 eff_macs = cost.macs * winfo.nonzero // winfo.numel
 
         # parallelism: depth in ops, critical path in flops
-        preds = [t.name for t in (*node.inputs, *node.implicit_inputs) if t is not None and t.name in depth_of]
+        d = cp = 0
+        for t in node.inputs:
+            if t is not None:
+                dc = depth_cp.get(t.name)
+                if dc is not None:
+                    d = dc[0] if dc[0] > d else d
+                    cp = dc[1] if dc[1] > cp else cp
+        for t in node.implicit_inputs:
+            dc = depth_cp.get(t.name)
+            if dc is not None:
+                d, cp = max(d, dc[0]), max(cp, dc[1])
         counts_depth = not (node.op_type == "Constant" and node.domain == "")
-        d = max((depth_of[p] for p in preds), default=0) + (1 if counts_depth else 0)
-        cp = max((cp_of[p] for p in preds), default=0) + flops
-        for t in node.outputs:
-            depth_of[t.name] = d
-            cp_of[t.name] = cp
         if counts_depth:
+            d += 1
             width[d] += 1
+        cp += flops
+        for t in node.outputs:
+            depth_cp[t.name] = (d, cp)
 
         if cost.branches:
             control_flow.append(
@@ -268,7 +293,7 @@ def analyze(graph: Graph) -> Analysis:
                 write_bytes=write,
                 params=node_params,
                 depth=d,
-                output_shape=tuple(x or 0 for x in out0.shape) if out0 is not None and out0.shape else (),
+                output_shape=_shape_or_zeros(out0),
                 unsupported=no_handler,
                 unresolved=unresolved,
                 note=note,
@@ -303,9 +328,9 @@ def analyze(graph: Graph) -> Analysis:
         nodes=tuple(results),
         params=params,
         weight_bytes_by_dtype={k: (v[0], v[1]) for k, v in sorted(tally.by_dtype.items())},
-        peak_activation_bytes=peak_activation_bytes(graph),
-        depth=max(depth_of.values(), default=0),
-        critical_path_flops=max(cp_of.values(), default=0),
+        peak_activation_bytes=peak_activation_bytes(graph, size_of),
+        depth=max((d for d, _ in depth_cp.values()), default=0),
+        critical_path_flops=max((c for _, c in depth_cp.values()), default=0),
         max_width=max(width.values(), default=0),
         unsupported=dict(unsupported),
         unresolved_dims=tuple(sorted(unresolved_syms)),
@@ -384,13 +409,15 @@ class _ParamTally:
         return w.numel
 
 
-def peak_activation_bytes(graph: Graph) -> int:
+def peak_activation_bytes(graph: Graph, sizes: Mapping[str, int] | None = None) -> int:
     """Peak of live activation bytes when nodes run in the graph's topological order.
 
     A tensor is live from its producer (graph inputs: from the start) until its last
     consumer has run; graph outputs stay live to the end. Weights and constants are not
     activations. While a node runs, its inputs and outputs are live together.
+    ``sizes`` may give tensors' byte sizes already computed (name -> bytes).
     """
+    known = sizes or {}
     last_use: dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
         for t in node.inputs:
@@ -405,17 +432,18 @@ def peak_activation_bytes(graph: Graph) -> int:
     size: dict[str, int] = {}
     live = 0
     for t in graph.inputs:
-        size[t.name] = _known_nbytes(t)
-        live += size[t.name]
+        size[t.name] = b = known[t.name] if t.name in known else _known_nbytes(t)
+        live += b
     peak = live
     for i, node in enumerate(graph.nodes):
         for t in node.outputs:
             if t.is_constant or t.name in size:
                 continue
-            size[t.name] = _known_nbytes(t)
-            live += size[t.name]
+            size[t.name] = b = known[t.name] if t.name in known else _known_nbytes(t)
+            live += b
         peak = max(peak, live)
-        for name in {t.name for t in (*node.inputs, *node.implicit_inputs, *node.outputs) if t is not None}:
-            if name in size and last_use.get(name, -1) <= i:
-                live -= size.pop(name)
+        for group in (node.inputs, node.implicit_inputs, node.outputs):
+            for t in group:
+                if t is not None and t.name in size and last_use.get(t.name, -1) <= i:
+                    live -= size.pop(t.name)  # popped: a tensor read twice is freed once
     return peak

@@ -177,11 +177,11 @@ class Attributes(Mapping[str, Any]):
 
     def get_ints(self, key: str, default: Sequence[int] = ()) -> tuple[int, ...]:
         a = self._attrs.get(key)
-        return tuple(int(v) for v in a.ints) if a is not None else tuple(default)
+        return tuple(a.ints) if a is not None else tuple(default)  # upb yields Python ints
 
     def get_floats(self, key: str, default: Sequence[float] = ()) -> tuple[float, ...]:
         a = self._attrs.get(key)
-        return tuple(float(v) for v in a.floats) if a is not None else tuple(default)
+        return tuple(a.floats) if a is not None else tuple(default)
 
     def get_string(self, key: str, default: str = "") -> str:
         a = self._attrs.get(key)
@@ -1134,39 +1134,97 @@ def _set_nchwc_block(g: onnx.GraphProto) -> Any:
     return shape_fns.set_nchwc_block(shape_fns.nchwc_block_from_weights(channels))
 
 
-def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequence[memoryview | None] | None) -> Graph:
-    shapes = shapes or ShapeRequest()
-    shapes.validate()
-    skel = _skeleton(model, shapes)
-    types = _infer(skel)
-    # The model's own value_info types tensors inference cannot (contrib ops); its dims
-    # are trusted only when the request keeps the graph's declared input shapes.
-    fallback: dict[str, onnx.ValueInfoProto] = {}
-    if model.graph.value_info:
-        for vi in model.graph.value_info:
-            if vi.name in types or vi.type.WhichOneof("value") != "tensor_type":
-                continue
-            if shapes.input_shapes or shapes.dim_values:
-                vi = onnx.ValueInfoProto(name=vi.name, type=onnx.TypeProto(
-                    tensor_type=onnx.TypeProto.Tensor(elem_type=vi.type.tensor_type.elem_type)))
-            fallback[vi.name] = vi
-    builder = _Builder(types, _opsets(model), fallback)
-    bound = {vi.name: vi for vi in skel.graph.input}
-    top_inputs = []
-    init_names = {t.name for t in model.graph.initializer}
-    for vi in model.graph.input:
-        if vi.name in init_names:
+# Graphs with more nodes than this outside the fast shape functions go to ONNX inference.
+_FAST_MAX_OTHER_NODES = 8
+
+
+@functools.cache
+def _fast_shape_ops() -> frozenset[str]:
+    from nascost.predictors.costs import shapes as shape_fns
+
+    return shape_fns.fast_ops() | shape_fns.fold_ops()
+
+
+def _fast_eligible(model: onnx.ModelProto) -> bool:
+    """Whether the graph's shapes can be propagated by our shape functions: standard ops
+    only, no subgraphs or model-local functions, nearly every op a fast one."""
+    if len(model.functions):
+        return False
+    fast = _fast_shape_ops()
+    others = 0
+    for n in model.graph.node:
+        op = n.op_type
+        if op in fast and not n.domain:
             continue
-        elem, shape, syms = _type_shape(bound[vi.name])
-        top_inputs.append(TensorInfo(vi.name, elem, shape, symbolic=syms))
+        if n.domain not in ("", "ai.onnx") or op in _SUBGRAPH_OPS:
+            return False
+        others += 1
+        if others > _FAST_MAX_OTHER_NODES:
+            return False
+    return True
+
+
+def _all_shapes_known(graph: Graph) -> bool:
+    for node in graph.nodes:
+        for o in node.outputs:
+            s = o.shape
+            if s is None or None in s:
+                return False
+    return True
+
+
+def _build_top(builder: _Builder, model: onnx.ModelProto, top_inputs: list[TensorInfo],
+               payloads: Sequence[memoryview | None] | None) -> Graph:
     token = _set_nchwc_block(model.graph)
     try:
-        graph = builder.build(model.graph, outer={}, input_infos=top_inputs, payloads=payloads)
+        return builder.build(model.graph, outer={}, input_infos=top_inputs, payloads=payloads)
     finally:
         if token is not None:
             from nascost.predictors.costs import shapes as shape_fns
 
             shape_fns.reset_nchwc_block(token)
+
+
+def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequence[memoryview | None] | None) -> Graph:
+    shapes = shapes or ShapeRequest()
+    shapes.validate()
+    init_names = {t.name for t in model.graph.initializer}
+    opsets = _opsets(model)
+    graph: Graph | None = None
+    top_inputs: list[TensorInfo] = []
+    if _fast_eligible(model):
+        # Every op has a shape function of ours and the inputs are concrete: propagate
+        # shapes node by node, without ONNX's whole-graph inference.
+        for vi in _bind_inputs(model.graph, init_names, shapes).input:
+            elem, shape, syms = _type_shape(vi)
+            top_inputs.append(TensorInfo(vi.name, elem, shape, symbolic=syms))
+        if all(t.known for t in top_inputs):
+            graph = _build_top(_Builder({}, opsets), model, top_inputs, payloads)
+            if not _all_shapes_known(graph):
+                logger.debug("own shape propagation left dims unknown; running ONNX inference")
+                graph = None
+    if graph is None:
+        skel = _skeleton(model, shapes)
+        types = _infer(skel)
+        # The model's own value_info types tensors inference cannot (contrib ops); its dims
+        # are trusted only when the request keeps the graph's declared input shapes.
+        fallback: dict[str, onnx.ValueInfoProto] = {}
+        if model.graph.value_info:
+            for vi in model.graph.value_info:
+                if vi.name in types or vi.type.WhichOneof("value") != "tensor_type":
+                    continue
+                if shapes.input_shapes or shapes.dim_values:
+                    vi = onnx.ValueInfoProto(name=vi.name, type=onnx.TypeProto(
+                        tensor_type=onnx.TypeProto.Tensor(elem_type=vi.type.tensor_type.elem_type)))
+                fallback[vi.name] = vi
+        bound = {vi.name: vi for vi in skel.graph.input}
+        top_inputs = []
+        for vi in model.graph.input:
+            if vi.name in init_names:
+                continue
+            elem, shape, syms = _type_shape(bound[vi.name])
+            top_inputs.append(TensorInfo(vi.name, elem, shape, symbolic=syms))
+        graph = _build_top(_Builder(types, opsets, fallback), model, top_inputs, payloads)
     warnings = []
     unresolved = sorted({s for i in top_inputs for s in i.symbolic})
     if unresolved:

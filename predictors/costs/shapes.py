@@ -90,6 +90,10 @@ def infer(node: Node) -> OutputShapes | None:
         except Exception as e:  # a malformed contrib node stays unknown and is reported
             logger.debug("shape function failed for %s: %s", node.name, e)
             return None
+    if node.domain == "" and node.op_type in _FAST_OPS:
+        out = fast_infer(node)
+        if out is not None and all(o is not None for o in out):
+            return out
     return _onnx_node_inference(node)
 
 
@@ -469,6 +473,11 @@ def _folds(*op_types: str) -> Callable[[FoldFn], FoldFn]:
     return deco
 
 
+def fold_ops() -> frozenset[str]:
+    """ai.onnx op types :func:`fold` evaluates."""
+    return frozenset(_FOLD_FNS)
+
+
 def foldable(node: Node) -> bool:
     """Whether :func:`fold` has a rule for this node's op (ai.onnx only)."""
     return node.domain == "" and node.op_type in _FOLD_FNS
@@ -669,3 +678,436 @@ def _f_tile(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
     reps = tuple(int(r) for r in v[1].reshape(-1))
     _guard(v[0].size * math.prod(reps))
     return [np.tile(v[0], reps)]
+
+
+# --------------------------------------------------------------------------- fast shapes
+#
+# Output shapes of the common ai.onnx ops, computed here from concrete input shapes. ONNX's
+# whole-graph inference costs a protobuf round trip of the graph (~1 ms for ResNet-50) and
+# reading its answer back field by field costs more; these functions let the graph builder
+# skip it for graphs made only of these ops (see ``graph.FAST_SHAPE_OPS``). Each returns
+# ``None`` where it is not sure (an unusual attribute, an unknown dim, a missing value): the
+# caller then asks ONNX's per-node inference. The test suite checks them against ONNX's
+# inference on every golden graph and every torch-exported network.
+
+_T = onnx.TensorProto
+_BOOL_OUT = frozenset({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
+                       "IsNaN", "IsInf"})
+FAST_SAME = frozenset({
+    "Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Softmax", "LogSoftmax", "Gelu",
+    "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Reciprocal", "Floor",
+    "Ceil", "Round", "Sin", "Cos", "Identity", "Mish", "Clip", "Not", "Sign", "ThresholdedRelu", "Shrink", "IsNaN",
+    "IsInf", "BatchNormalization", "InstanceNormalization", "LpNormalization", "Hardmax", "PRelu",
+})
+FAST_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal", "Less",
+                            "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "Where"})
+_FastFn = Callable[[Node], "OutputShapes | None"]
+_FAST: dict[str, _FastFn] = {}
+
+
+def _fast(*op_types: str) -> Callable[[_FastFn], _FastFn]:
+    def deco(fn: _FastFn) -> _FastFn:
+        for op in op_types:
+            _FAST[op] = fn
+        return fn
+
+    return deco
+
+
+def _dims(t: TensorInfo | None) -> tuple[int, ...] | None:
+    if t is None or t.shape is None or None in t.shape:
+        return None
+    return t.shape  # type: ignore[return-value]
+
+
+def _ints(t: TensorInfo | None) -> list[int] | None:
+    if t is None or t.value is None:
+        return None
+    return [int(v) for v in t.value.reshape(-1)]
+
+
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        d = 1
+        for s in shapes:
+            k = i - rank + len(s)
+            if k < 0:
+                continue
+            v = s[k]
+            if v == d or v == 1:
+                continue
+            if d != 1:
+                return None  # not broadcastable: leave it to ONNX (which reports it)
+            d = v
+        out.append(d)
+    return tuple(out)
+
+
+def fast_infer(node: Node) -> OutputShapes | None:
+    """Output (elem_type, shape) of a common ai.onnx op from concrete inputs, else None."""
+    if node.domain != "":
+        return None
+    op = node.op_type
+    if op in FAST_SAME:
+        x = node.inputs[0] if node.inputs else None
+        s = _dims(x)
+        if s is None or len(node.outputs) != 1:
+            return None
+        assert x is not None
+        return [(_T.BOOL if op in _BOOL_OUT else x.elem_type, s)]
+    if op in FAST_BROADCAST:
+        ins = [t for t in node.inputs if t is not None]
+        shapes_ = [_dims(t) for t in ins]
+        if not ins or any(s is None for s in shapes_) or len(node.outputs) != 1:
+            return None
+        b = _broadcast(*shapes_)  # type: ignore[arg-type]
+        if b is None:
+            return None
+        elem = _T.BOOL if op in _BOOL_OUT else (ins[1].elem_type if op == "Where" else ins[0].elem_type)
+        return [(elem, b)]
+    fn = _FAST.get(op)
+    if fn is None:
+        return None
+    return fn(node)
+
+
+@_fast("Cast")
+def _s_cast(node: Node) -> OutputShapes | None:
+    s = _dims(node.inputs[0])
+    return None if s is None else [(node.attrs.get_int("to", 0), s)]
+
+
+@_fast("Dropout")
+def _s_dropout(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    s = _dims(x)
+    if s is None or x is None:
+        return None
+    return [(x.elem_type, s), (_T.BOOL, s)][: len(node.outputs)]
+
+
+@_fast("LayerNormalization")
+def _s_layer_norm(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    s = _dims(x)
+    if s is None or x is None:
+        return None
+    axis = node.attrs.get_int("axis", -1)
+    axis = axis + len(s) if axis < 0 else axis
+    stat = (*s[:axis], *([1] * (len(s) - axis)))
+    stash = node.attrs.get_int("stash_type", _T.FLOAT)
+    return [(x.elem_type, s), (stash, stat), (stash, stat)][: len(node.outputs)]
+
+
+@_fast("MatMul")
+def _s_matmul(node: Node) -> OutputShapes | None:
+    a, b = node.inputs[0], node.inputs[1]
+    sa, sb = _dims(a), _dims(b)
+    if sa is None or sb is None or a is None or not sa or not sb:
+        return None
+    ma = (1, *sa) if len(sa) == 1 else sa
+    mb = (*sb, 1) if len(sb) == 1 else sb
+    if ma[-1] != mb[-2]:
+        return None
+    batch = _broadcast(ma[:-2], mb[:-2])
+    if batch is None:
+        return None
+    out = [*batch]
+    if len(sa) > 1:
+        out.append(ma[-2])
+    if len(sb) > 1:
+        out.append(mb[-1])
+    return [(a.elem_type, tuple(out))]
+
+
+@_fast("Gemm")
+def _s_gemm(node: Node) -> OutputShapes | None:
+    a, b = node.inputs[0], node.inputs[1]
+    sa, sb = _dims(a), _dims(b)
+    if sa is None or sb is None or a is None or len(sa) != 2 or len(sb) != 2:
+        return None
+    m = sa[1] if node.attrs.get_int("transA", 0) else sa[0]
+    n = sb[0] if node.attrs.get_int("transB", 0) else sb[1]
+    return [(a.elem_type, (m, n))]
+
+
+def _spatial(node: Node, x: tuple[int, ...], kernel: Sequence[int], *, ceil: bool = False) -> tuple[int, ...] | None:
+    n = len(kernel)
+    auto_pad = node.attrs.get_string("auto_pad", "NOTSET")
+    strides = node.attrs.get_ints("strides") or (1,) * n
+    dil = node.attrs.get_ints("dilations") or (1,) * n
+    pads = node.attrs.get_ints("pads") or (0,) * (2 * n)
+    if len(strides) != n or len(dil) != n or len(pads) != 2 * n or len(x) != n + 2 or ceil:
+        return None
+    out = []
+    for i in range(n):
+        size = x[2 + i]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(-(-size // strides[i]))
+            continue
+        p = 0 if auto_pad == "VALID" else pads[i] + pads[i + n]
+        if auto_pad not in ("NOTSET", "VALID"):
+            return None
+        eff = dil[i] * (kernel[i] - 1) + 1
+        o = (size + p - eff) // strides[i] + 1
+        if o < 1:
+            return None
+        out.append(o)
+    return tuple(out)
+
+
+@_fast("Conv")
+def _s_conv(node: Node) -> OutputShapes | None:
+    x, w = node.inputs[0], node.inputs[1]
+    sx, sw = _dims(x), _dims(w)
+    if sx is None or sw is None or x is None or len(sw) != len(sx):
+        return None
+    kernel = node.attrs.get_ints("kernel_shape") or sw[2:]
+    sp = _spatial(node, sx, kernel)
+    return None if sp is None else [(x.elem_type, (sx[0], sw[0], *sp))]
+
+
+@_fast("MaxPool", "AveragePool", "LpPool")
+def _s_pool(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    kernel = node.attrs.get_ints("kernel_shape")
+    if sx is None or x is None or not kernel:
+        return None
+    sp = _spatial(node, sx, kernel, ceil=bool(node.attrs.get_int("ceil_mode", 0)))
+    if sp is None:
+        return None
+    shape = (sx[0], sx[1], *sp)
+    return [(x.elem_type, shape), (_T.INT64, shape)][: len(node.outputs)]
+
+
+@_fast("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+def _s_global_pool(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    if sx is None or x is None or len(sx) < 2:
+        return None
+    return [(x.elem_type, (*sx[:2], *([1] * (len(sx) - 2))))]
+
+
+@_fast("Flatten")
+def _s_flatten(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    if sx is None or x is None:
+        return None
+    axis = node.attrs.get_int("axis", 1)
+    axis = axis + len(sx) if axis < 0 else axis
+    return [(x.elem_type, (math.prod(sx[:axis]), math.prod(sx[axis:])))]
+
+
+@_fast("Reshape")
+def _s_reshape(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx, target = _dims(x), _ints(node.input(1))
+    if sx is None or x is None or target is None:
+        return None
+    allowzero = node.attrs.get_int("allowzero", 0)
+    out = [sx[i] if d == 0 and not allowzero and i < len(sx) else d for i, d in enumerate(target)]
+    if out.count(-1) > 1 or any(d < -1 for d in out):
+        return None
+    if -1 in out:
+        known = math.prod(d for d in out if d != -1)
+        if known == 0 or math.prod(sx) % known:
+            return None
+        out[out.index(-1)] = math.prod(sx) // known
+    if math.prod(out) != math.prod(sx):
+        return None
+    return [(x.elem_type, tuple(out))]
+
+
+@_fast("Transpose")
+def _s_transpose(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    if sx is None or x is None:
+        return None
+    perm = node.attrs.get_ints("perm") or tuple(range(len(sx) - 1, -1, -1))
+    if sorted(perm) != list(range(len(sx))):
+        return None
+    return [(x.elem_type, tuple(sx[p] for p in perm))]
+
+
+@_fast("Concat")
+def _s_concat(node: Node) -> OutputShapes | None:
+    shapes_ = [_dims(t) for t in node.inputs]
+    first = node.inputs[0] if node.inputs else None
+    if not shapes_ or first is None or any(s is None for s in shapes_):
+        return None
+    s0 = shapes_[0]
+    assert s0 is not None
+    axis = node.attrs.get_int("axis", 0)
+    axis = axis + len(s0) if axis < 0 else axis
+    total = 0
+    for s in shapes_:
+        assert s is not None
+        if len(s) != len(s0) or s[:axis] != s0[:axis] or s[axis + 1:] != s0[axis + 1:]:
+            return None
+        total += s[axis]
+    return [(first.elem_type, (*s0[:axis], total, *s0[axis + 1:]))]
+
+
+def _axes_of(node: Node, i: int) -> tuple[int, ...] | None | bool:
+    """Axes from input ``i`` (a known value) or the ``axes`` attribute; None when given by
+    an input whose value is unknown; False when not given at all."""
+    t = node.input(i)
+    if t is not None:
+        vals = _ints(t)
+        return None if vals is None else tuple(vals)
+    if "axes" in node.attrs:
+        return node.attrs.get_ints("axes")
+    return False
+
+
+@_fast("Squeeze")
+def _s_squeeze(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    axes = _axes_of(node, 1)
+    if sx is None or x is None or axes is None:
+        return None
+    if axes is False:
+        return [(x.elem_type, tuple(d for d in sx if d != 1))]
+    assert not isinstance(axes, bool)
+    norm = {a + len(sx) if a < 0 else a for a in axes}
+    if any(sx[a] != 1 for a in norm if 0 <= a < len(sx)):
+        return None
+    return [(x.elem_type, tuple(d for i, d in enumerate(sx) if i not in norm))]
+
+
+@_fast("Unsqueeze")
+def _s_unsqueeze(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    axes = _axes_of(node, 1)
+    if sx is None or x is None or axes is None or axes is False:
+        return None
+    assert not isinstance(axes, bool)
+    rank = len(sx) + len(axes)
+    norm = sorted(a + rank if a < 0 else a for a in axes)
+    out = list(sx)
+    for a in norm:
+        out.insert(a, 1)
+    return [(x.elem_type, tuple(out))]
+
+
+@_fast("Gather")
+def _s_gather(node: Node) -> OutputShapes | None:
+    x, idx = node.inputs[0], node.inputs[1]
+    sx, si = _dims(x), _dims(idx)
+    if sx is None or si is None or x is None or not sx:
+        return None
+    axis = node.attrs.get_int("axis", 0)
+    axis = axis + len(sx) if axis < 0 else axis
+    return [(x.elem_type, (*sx[:axis], *si, *sx[axis + 1:]))]
+
+
+@_fast("Split")
+def _s_split(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    if sx is None or x is None:
+        return None
+    axis = node.attrs.get_int("axis", 0)
+    axis = axis + len(sx) if axis < 0 else axis
+    n = len(node.outputs)
+    sizes: list[int] | None
+    if node.input(1) is not None:
+        sizes = _ints(node.input(1))
+    elif "split" in node.attrs:
+        sizes = list(node.attrs.get_ints("split"))
+    elif sx[axis] % n == 0:
+        sizes = [sx[axis] // n] * n
+    else:
+        return None  # uneven num_outputs split: ONNX's rule
+    if sizes is None or len(sizes) != n or sum(sizes) != sx[axis]:
+        return None
+    return [(x.elem_type, (*sx[:axis], s, *sx[axis + 1:])) for s in sizes]
+
+
+@_fast("Slice")
+def _s_slice(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    starts, ends = _ints(node.input(1)), _ints(node.input(2))
+    if sx is None or x is None or starts is None or ends is None:
+        return None
+    axes = _ints(node.input(3)) if node.input(3) is not None else list(range(len(starts)))
+    steps = _ints(node.input(4)) if node.input(4) is not None else [1] * len(starts)
+    if axes is None or steps is None or not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
+        return None
+    out = list(sx)
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        a = a + len(sx) if a < 0 else a
+        out[a] = len(range(sx[a])[slice(s, e, st)])
+    return [(x.elem_type, tuple(out))]
+
+
+@_fast("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+       "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+def _s_reduce(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx = _dims(x)
+    axes = _axes_of(node, 1)
+    if sx is None or x is None or axes is None:
+        return None
+    keep = node.attrs.get_int("keepdims", 1)
+    if axes is False or axes == ():
+        if node.attrs.get_int("noop_with_empty_axes", 0):
+            return [(x.elem_type, sx)]
+        norm = set(range(len(sx)))
+    else:
+        assert not isinstance(axes, bool)
+        norm = {a + len(sx) if a < 0 else a for a in axes}
+    out = tuple(1 if i in norm else d for i, d in enumerate(sx) if keep or i not in norm)
+    return [(x.elem_type, out)]
+
+
+@_fast("Expand")
+def _s_expand(node: Node) -> OutputShapes | None:
+    x = node.inputs[0]
+    sx, target = _dims(x), _ints(node.input(1))
+    if sx is None or x is None or target is None:
+        return None
+    b = _broadcast(sx, tuple(target))
+    return None if b is None else [(x.elem_type, b)]
+
+
+@_fast("ConstantOfShape")
+def _s_constant_of_shape(node: Node) -> OutputShapes | None:
+    target = _ints(node.input(0))
+    if target is None:
+        return None
+    elem = _T.FLOAT
+    if "value" in node.attrs:
+        elem = node.attrs._attrs["value"].t.data_type
+    return [(elem, tuple(target))]
+
+
+@_fast("Constant")
+def _s_constant(node: Node) -> OutputShapes | None:
+    attrs = node.attrs._attrs
+    if "value" in attrs:
+        t = attrs["value"].t
+        return [(t.data_type, tuple(int(d) for d in t.dims))]
+    for key, elem, scalar in (("value_int", _T.INT64, True), ("value_ints", _T.INT64, False),
+                              ("value_float", _T.FLOAT, True), ("value_floats", _T.FLOAT, False)):
+        if key in attrs:
+            return [(elem, () if scalar else (len(node.attrs.get_ints(key) if elem == _T.INT64
+                                                    else node.attrs.get_floats(key)),))]
+    return None
+
+
+def fast_ops() -> frozenset[str]:
+    """ai.onnx op types :func:`fast_infer` knows."""
+    return FAST_SAME | FAST_BROADCAST | frozenset(_FAST)
+
+
+_FAST_OPS = fast_ops()
