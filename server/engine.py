@@ -13,9 +13,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from nascost.predictors.analysis import analyze
+from nascost.predictors.analysis import Analysis, analyze
 from nascost.predictors.errors import (
     InvalidRequestError,
     LimitExceededError,
@@ -23,7 +23,7 @@ from nascost.predictors.errors import (
     NotMeasurableError,
     UnknownGraphError,
 )
-from nascost.predictors.graph import ShapeRequest, digest_of, load_graph_bytes
+from nascost.predictors.graph import Graph, ShapeRequest, digest_of, load_graph_bytes
 from nascost.server import encode
 from nascost.server.config import ServerConfig
 from nascost.server.encode import analyze_response, shape_key, shape_request
@@ -39,6 +39,12 @@ logger = logging.getLogger(__name__)
 LOCAL_DEVICE_ID = "local"
 
 _DIGEST_PREFIX = "sha256:"
+
+
+class Counted(NamedTuple):
+    digest: str
+    graph: Graph
+    analysis: Analysis
 
 
 class GraphCache:
@@ -79,20 +85,25 @@ class GraphCache:
             return digest in self._items
 
 
-class _LRU:
+V = TypeVar("V")
+
+
+class _LRU(Generic[V]):
+    """A bounded, thread-safe map; least recently used entries go first."""
+
     def __init__(self, entries: int) -> None:
         self._entries = entries
-        self._items: OrderedDict[object, bytes] = OrderedDict()
+        self._items: OrderedDict[object, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: object) -> bytes | None:
+    def get(self, key: object) -> V | None:
         with self._lock:
             v = self._items.get(key)
             if v is not None:
                 self._items.move_to_end(key)
             return v
 
-    def put(self, key: object, value: bytes) -> None:
+    def put(self, key: object, value: V) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -113,7 +124,8 @@ class Engine:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.graphs = GraphCache(config.graph_cache_bytes)
-        self._answers = _LRU(config.analysis_cache_entries)
+        self._answers: _LRU[bytes] = _LRU(config.analysis_cache_entries)
+        self._counted: _LRU[Counted] = _LRU(max(16, config.analysis_cache_entries // 8))
         self.metrics = Metrics()
 
     @cached_property
@@ -182,6 +194,16 @@ class Engine:
 
     # ---------------------------------------------------------------- counting
 
+    def count(self, digest: str, data: bytes, shapes: ShapeRequest) -> Counted:
+        """The graph (resolved by :meth:`resolve`) at these shapes, counted (cached)."""
+        key = (digest, shape_key(shapes))
+        hit = self._counted.get(key)
+        if hit is None:
+            graph = load_graph_bytes(data, shapes, max_bytes=self.config.max_model_bytes)
+            hit = Counted(digest, graph, analyze(graph))
+            self._counted.put(key, hit)
+        return hit
+
     def analyze(
         self, ref: graph_pb2.GraphRef, shapes: ShapeRequest, *, include_nodes: bool
     ) -> service_pb2.AnalyzeResponse:
@@ -190,8 +212,8 @@ class Engine:
         cached = self._answers.get(key)
         if cached is not None:
             return service_pb2.AnalyzeResponse.FromString(cached)
-        graph = load_graph_bytes(data, shapes, max_bytes=self.config.max_model_bytes)
-        response = analyze_response(digest, analyze(graph), include_nodes=include_nodes)
+        counted = self.count(digest, data, shapes)
+        response = analyze_response(digest, counted.analysis, include_nodes=include_nodes)
         self._answers.put(key, response.SerializeToString())
         return response
 
