@@ -213,12 +213,14 @@ class Client:
         return self._call(self.stub.Estimate, request, timeout)
 
     def predict(self, model: ModelLike, *, device_ids: Sequence[str] = (), timeout: float | None = None,
-                input_shapes: Shapes | None = None, dim_values: Mapping[str, int] | None = None
-                ) -> prediction_pb2.PredictResponse:
+                input_shapes: Shapes | None = None, dim_values: Mapping[str, int] | None = None,
+                predictors: Sequence[str] = ()) -> prediction_pb2.PredictResponse:
+        """Predicted latency per device and predictor ("learned", "roofline"; default all)."""
         request = prediction_pb2.PredictRequest(
             graph=self.graph_ref(model, timeout=timeout),
             shapes=_shape_bindings(input_shapes, dim_values),
             device_ids=list(device_ids),
+            predictors=list(predictors),
         )
         return self._call(self.stub.Predict, request, timeout)
 

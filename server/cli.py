@@ -6,6 +6,7 @@ Stable forms (scripts depend on them)::
     nascost analyze MODEL.onnx [--server HOST:PORT] [--input-shape NAME=1x3x224x224]... [--dim NAME=V]... [--json]
     nascost devices [--server HOST:PORT] [--json]
     nascost measure MODEL.onnx [--server HOST:PORT] [--batch-size N]... [--threads N] [--json]
+    nascost predict MODEL.onnx [--device ID]... [--server HOST:PORT] [--json]
     nascost ops [--json]
     nascost health [--server HOST:PORT]
     nascost example OUT.onnx
@@ -17,6 +18,7 @@ paths go through the same ``nascost.v1`` reply, so they print the same thing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -282,6 +284,91 @@ def print_measurement(m: Any) -> None:
     console.print(f"[dim]provenance: {p.source} ({p.method} {p.version}), n={p.samples}, spread {p.spread_pct:.1f} %; {p.note}; record {m.measurement_id}[/]")
 
 
+def _predict_dict(response: Any) -> dict[str, Any]:
+    """PredictResponse -> JSON: per device, the best prediction on top and all of them listed."""
+    from nascost.client.results import Provenance
+
+    devices = []
+    for d in response.devices:
+        preds = []
+        for p in d.predictions:
+            f = p.latency_ms
+            preds.append(
+                {
+                    "latency_ms": f.value,
+                    "latency_ms_low": f.low,
+                    "latency_ms_high": f.high,
+                    "predictor": {
+                        "name": p.predictor.partition("@")[0],
+                        "version": p.predictor.partition("@")[2],
+                        "heldout_within_10pct": p.heldout_within_10pct,
+                        "expected_error_pct": f.provenance.expected_error_pct,
+                    },
+                    "compute_bound_fraction": p.compute_bound_fraction,
+                    "provenance": dataclasses.asdict(Provenance.from_proto(f.provenance)),
+                }
+            )
+        entry: dict[str, Any] = {"device_id": d.device_id}
+        if preds:
+            entry.update({k: preds[0][k] for k in ("latency_ms", "latency_ms_low", "latency_ms_high", "predictor")})
+        entry["predictions"] = preds
+        entry["peak_memory_bytes"] = int(d.peak_memory_bytes.value)
+        devices.append(entry)
+    return {"graph_digest": response.graph_digest, "devices": devices}
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nascost.client.models import model_bytes
+    from nascost.v1 import graph_pb2, prediction_pb2
+
+    shapes = dict(args.input_shape or [])
+    dims = dict(args.dim or [])
+    if args.server:
+        from nascost.client import Client
+
+        with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN")) as c:
+            response = c.predict(
+                args.model, device_ids=args.device or [], input_shapes=shapes, dim_values=dims,
+                predictors=args.predictor or [],
+            )
+    else:
+        from nascost.server.config import ServerConfig
+        from nascost.server.engine import Engine
+
+        engine = Engine(ServerConfig.from_env(data_dir=args.data_dir))
+        response = engine.predict(
+            prediction_pb2.PredictRequest(
+                graph=graph_pb2.GraphRef(onnx_model=model_bytes(args.model)),
+                shapes=graph_pb2.ShapeBindings(
+                    input_shapes=[graph_pb2.InputShape(name=k, dims=list(v)) for k, v in shapes.items()],
+                    dim_values=dims,
+                ),
+                device_ids=args.device or [],
+                predictors=args.predictor or [],
+            )
+        )
+    out = _predict_dict(response)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="predicted latency per device (ms per batch)", header_style="bold")
+    for col in ("device", "predictor", "latency ms", "interval ms", "compute-bound", "held-out ±10 %"):
+        t.add_column(col, justify="left" if col in ("device", "predictor") else "right")
+    for d in out["devices"]:
+        for p in d["predictions"]:
+            t.add_row(
+                d["device_id"], p["predictor"]["name"], f"{p['latency_ms']:.4g}",
+                f"{p['latency_ms_low']:.4g} – {p['latency_ms_high']:.4g}",
+                f"{100 * p['compute_bound_fraction']:.0f} %",
+                f"{100 * p['predictor']['heldout_within_10pct']:.0f} %" if p["predictor"]["heldout_within_10pct"] else "not evaluated",
+            )
+    Console().print(t)
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     if args.server:
         from nascost.client import Client
@@ -409,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data-dir", default=None, help="in-process only: the store to write to")
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_measure)
+
+    pr = sub.add_parser("predict", help="predicted latency per device")
+    pr.add_argument("model")
+    pr.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")
+    pr.add_argument("--device", action="append", metavar="ID", help="device id (repeat; default: all)")
+    pr.add_argument("--predictor", action="append", choices=("learned", "roofline"), help="default: all available")
+    pr.add_argument("--input-shape", action="append", type=_parse_input_shape, metavar="NAME=1x3x224x224")
+    pr.add_argument("--dim", action="append", type=_parse_dim, metavar="NAME=VALUE")
+    pr.add_argument("--data-dir", default=None, help="in-process only: where calibrations live")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=cmd_predict)
 
     d = sub.add_parser("devices", help="the device catalogue")
     d.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")

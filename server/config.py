@@ -55,6 +55,12 @@ class ServerConfig:
     measure_timeout_s: float = 300.0
     measure_memory_bytes: int = 8 << 30
 
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "tls_cert_file", "tls_key_file"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
     def sandbox_limits(self) -> SandboxLimits:
         """Limits of the measurement worker (address space, wall clock, model size)."""
         from nascost.measurements.sandbox import SandboxLimits

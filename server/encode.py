@@ -8,7 +8,15 @@ from nascost.predictors.analysis import Analysis, NodeResult
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
-from nascost.v1 import devices_pb2, graph_pb2, indicators_pb2, measurement_pb2, service_pb2
+from nascost.predictors.roofline import RooflinePrediction
+from nascost.v1 import (
+    devices_pb2,
+    graph_pb2,
+    indicators_pb2,
+    measurement_pb2,
+    prediction_pb2,
+    service_pb2,
+)
 
 COUNT_METHOD = "static-count"
 COUNT_VERSION = "1"
@@ -264,4 +272,55 @@ def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
         predictors=predictors,
         execution_provider=d.execution_provider,
         intra_op_threads=d.intra_op_threads,
+    )
+
+
+# ---------------------------------------------------------------------------- predictions
+
+ROOFLINE_VERSION = "1"
+
+
+def roofline_prediction(r: RooflinePrediction, *, heldout_error_pct: float = 0.0,
+                        heldout_within_10pct: float = 0.0) -> prediction_pb2.LatencyPrediction:
+    """The analytic prediction; its error is known only once the device was calibrated."""
+    note = (
+        "analytic roofline: per node max(FLOPs / peak, bytes / bandwidth) + per-op overhead, summed"
+        if heldout_error_pct
+        else "analytic roofline, not yet evaluated against measurements on this device"
+    )
+    return prediction_pb2.LatencyPrediction(
+        latency_ms=indicators_pb2.Figure(
+            value=r.latency_ms,
+            unit="ms",
+            low=r.latency_ms,
+            high=r.latency_ms,
+            provenance=indicators_pb2.Provenance(
+                source=indicators_pb2.SOURCE_PREDICTED,
+                method="roofline",
+                version=ROOFLINE_VERSION,
+                expected_error_pct=heldout_error_pct,
+                error_is_evaluated=bool(heldout_error_pct),
+                note=note,
+            ),
+        ),
+        predictor=f"roofline@{ROOFLINE_VERSION}",
+        heldout_within_10pct=heldout_within_10pct,
+        compute_bound_fraction=r.compute_bound_fraction,
+    )
+
+
+def peak_memory_figure(a: Analysis) -> indicators_pb2.Figure:
+    """Peak activations + weights, from tensor liveness (what a runtime must hold at least)."""
+    value = a.peak_activation_bytes + a.weight_bytes
+    return indicators_pb2.Figure(
+        value=float(value),
+        unit="bytes",
+        low=float(value),
+        high=float(value),
+        provenance=indicators_pb2.Provenance(
+            source=indicators_pb2.SOURCE_COUNTED,
+            method="liveness",
+            version=COUNT_VERSION,
+            note="peak live activations along a topological schedule + weight bytes; runtimes add arenas and workspace",
+        ),
     )

@@ -20,6 +20,7 @@ from nascost.predictors.errors import (
     InvalidRequestError,
     LimitExceededError,
     NotAvailableError,
+    NotCalibratedError,
     NotMeasurableError,
     UnknownGraphError,
 )
@@ -32,11 +33,13 @@ from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, 
 
 if TYPE_CHECKING:
     from nascost.measurements.store import Store
-    from nascost.predictors.devices import Catalogue
+    from nascost.predictors.devices import Catalogue, Device
 
 logger = logging.getLogger(__name__)
 
 LOCAL_DEVICE_ID = "local"
+# Predictors a Predict call can name, best first.
+PREDICTORS = ("learned", "roofline")
 
 _DIGEST_PREFIX = "sha256:"
 
@@ -283,15 +286,67 @@ class Engine:
         return ["roofline"]
 
     def estimate(
-        self, request: service_pb2.EstimateRequest, *, cancelled: Callable[[], bool]
+        self,
+        request: service_pb2.EstimateRequest,
+        *,
+        cancelled: Callable[[], bool],
+        time_remaining_s: Callable[[], float | None] = lambda: None,
     ) -> service_pb2.EstimateResponse:
-        counted = self.analyze(request.graph, shape_request(request.shapes), include_nodes=request.include_nodes)
-        ids = list(request.device_ids) or [d.id for d in self.list_devices()]
-        devices = [service_pb2.DeviceEstimate(device_id=self.get_device(i).id) for i in ids]
+        """Counted, predicted for every device, and measured where asked and measurable."""
+        shapes = shape_request(request.shapes)
+        counted = self.analyze(request.graph, shapes, include_nodes=request.include_nodes)
+        predicted = self.predict(
+            prediction_pb2.PredictRequest(graph=request.graph, shapes=request.shapes, device_ids=request.device_ids)
+        )
+        devices = []
+        for p in predicted.devices:
+            entry = service_pb2.DeviceEstimate(device_id=p.device_id, predictions=p.predictions)
+            if request.measure and self.catalogue.get(p.device_id).measurable:
+                for event in self.measure(
+                    measurement_pb2.MeasureRequest(
+                        graph=request.graph, shapes=request.shapes, device_id=p.device_id, options=request.measure_options
+                    ),
+                    cancelled=cancelled,
+                    time_remaining_s=time_remaining_s,
+                ):
+                    if event.HasField("result"):
+                        entry.measurement.CopyFrom(event.result)
+            devices.append(entry)
         return service_pb2.EstimateResponse(counted=counted, devices=devices, request_id=request.request_id)
 
     def predict(self, request: prediction_pb2.PredictRequest) -> prediction_pb2.PredictResponse:
-        raise NotAvailableError("latency prediction is not available on this server yet")
+        """Latency of the graph on each requested device, by each predictor available there."""
+        from nascost.predictors.roofline import node_dtypes, predict_roofline
+
+        wanted = set(request.predictors) or set(PREDICTORS)
+        unknown = wanted - set(PREDICTORS)
+        if unknown:
+            raise InvalidRequestError(f"unknown predictor(s) {sorted(unknown)}; known: {', '.join(PREDICTORS)}")
+        digest, data = self.resolve(request.graph)
+        counted = self.count(digest, data, shape_request(request.shapes))
+        ids = list(request.device_ids)
+        devices = self.catalogue.resolve(ids) if ids else self.catalogue.list_devices()
+        dtypes = node_dtypes(counted.graph)
+        out = prediction_pb2.PredictResponse(graph_digest=digest)
+        for device in devices:
+            entry = out.devices.add(device_id=device.id)
+            if "learned" in wanted:
+                learned = self._learned_prediction(device, counted, explicit=bool(request.predictors))
+                if learned is not None:
+                    entry.predictions.append(learned)
+            if "roofline" in wanted:
+                entry.predictions.append(encode.roofline_prediction(predict_roofline(counted.analysis, device, dtypes=dtypes)))
+            entry.peak_memory_bytes.CopyFrom(encode.peak_memory_figure(counted.analysis))
+        return out
+
+    def _learned_prediction(
+        self, device: Device, counted: Counted, *, explicit: bool
+    ) -> prediction_pb2.LatencyPrediction | None:
+        if explicit:
+            raise NotCalibratedError(
+                f"device {device.id!r} has no learned predictor yet: calibrate it (nascost calibrate --device {device.id})"
+            )
+        return None
 
     def measure(
         self,

@@ -59,14 +59,18 @@ class CostModelServicer(service_pb2_grpc.CostModelServicer):
 
     @rpc_errors
     def Estimate(self, request: service_pb2.EstimateRequest, context: grpc.ServicerContext) -> service_pb2.EstimateResponse:
-        return self.engine.estimate(request, cancelled=lambda: not context.is_active())
+        return self.engine.estimate(
+            request, cancelled=lambda: not context.is_active(), time_remaining_s=context.time_remaining
+        )
 
     def EstimateStream(
         self, request_iterator: Iterator[service_pb2.EstimateRequest], context: grpc.ServicerContext
     ) -> Iterator[service_pb2.EstimateResponse]:
         for request in request_iterator:
             try:
-                response = self.engine.estimate(request, cancelled=lambda: not context.is_active())
+                response = self.engine.estimate(
+                    request, cancelled=lambda: not context.is_active(), time_remaining_s=context.time_remaining
+                )
             except Exception as exc:
                 code, message = describe(exc)
                 response = service_pb2.EstimateResponse(
