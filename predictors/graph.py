@@ -942,17 +942,17 @@ class _Builder:
         order = _topological(g.node, available, frozenset(outer))
         nodes: list[Node] = []
         types = self.types
-        from nascost.predictors.costs import shapes as shape_fns
-
+        fallback = self.fallback_types
+        opsets = self.opsets
+        fold_ops = _fold_op_set()
         for idx in order:
             n = g.node[idx]
+            op = n.op_type
             domain = "" if n.domain == "ai.onnx" else n.domain
-            ins: list[TensorInfo | None] = []
-            for name in n.input:
-                ins.append(infos[name] if name else None)
+            ins = [infos[name] if name else None for name in n.input]
             subgraphs: dict[str, Graph] = {}
             implicit: dict[str, None] = {}
-            if n.op_type in _SUBGRAPH_OPS or domain:
+            if op in _SUBGRAPH_OPS or domain:
                 for a in n.attribute:
                     if a.type == onnx.AttributeProto.GRAPH:
                         body_inputs = self._body_inputs(n, domain, a.g, ins)
@@ -963,13 +963,14 @@ class _Builder:
                             subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos)
                             implicit.update(_free_names(sg))
             outs: list[TensorInfo] = []
-            is_const = n.op_type == "Constant" and domain == ""
+            is_const = op == "Constant" and domain == ""
+            unknown = False
             for name in n.output:
                 if not name:
                     continue
-                vi_or_none = types.get(name) or self.fallback_types.get(name)
+                vi_or_none = types.get(name) or fallback.get(name)
                 info = self._info(name, vi_or_none) if vi_or_none is not None else TensorInfo(name, _UNDEFINED, None)
-                if info.shape is None and n.op_type == "Loop" and domain == "" and "body" in subgraphs:
+                if info.shape is None and op == "Loop" and domain == "" and "body" in subgraphs:
                     info = _loop_output_info(info, len(outs), len(n.input) - 2, subgraphs["body"], ins)
                 if is_const:
                     cw = weights.get(name)
@@ -981,22 +982,25 @@ class _Builder:
                         is_constant=True,
                         value=small_values.get(name),
                     )
+                if info.shape is None or None in info.shape:
+                    unknown = True
                 infos[name] = info
                 outs.append(info)
             node = Node(
-                name=n.name or f"{n.op_type}_{idx}",
-                op_type=n.op_type,
-                domain=domain,
-                inputs=tuple(ins),
-                outputs=tuple(outs),
-                attrs=Attributes(n.attribute),
-                subgraphs=subgraphs,
-                opset=self.opsets.get(domain, 0),
-                implicit_inputs=tuple(infos[k] for k in implicit if k in infos),
+                n.name or f"{op}_{idx}",
+                op,
+                domain,
+                tuple(ins),
+                tuple(outs),
+                Attributes(n.attribute),
+                subgraphs,
+                opsets.get(domain, 0),
+                tuple(infos[k] for k in implicit if k in infos) if implicit else (),
             )
-            if shape_fns.foldable(node):
+            if op in fold_ops and not domain and (unknown or types):
                 node = _fold(node, infos)
-            if not all(o.shape is not None and None not in o.shape for o in node.outputs):
+                unknown = not all(o.shape is not None and None not in o.shape for o in node.outputs)
+            if unknown:
                 node = _fill_missing_shapes(node, infos)
             nodes.append(node)
         outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
@@ -1055,31 +1059,27 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
     input is fully known (else the dims are truly symbolic and a retry would change
     nothing, at ~50 us a node).
     """
-    if not node.outputs:
+    outputs = node.outputs
+    if not outputs:
         return node
-    if all(o.shape is not None for o in node.outputs) and not all(
+    if all(o.shape is not None for o in outputs) and not all(
         t.shape is not None and None not in t.shape for t in node.inputs if t is not None
     ):
         return node
-    from nascost.predictors.costs import shapes as shape_fns
-
-    new_shapes = shape_fns.infer(node)
+    new_shapes = _shapes_module().infer(node)
     if new_shapes is None:
         return node
-    outs = []
+    outs = list(outputs)
     changed = False
-    for o, s in zip(node.outputs, new_shapes, strict=False):
-        if s is not None and _more_known(s[1], o.shape):
-            elem_type = o.elem_type if o.elem_type != onnx.TensorProto.UNDEFINED else s[0]
+    for k, s in enumerate(new_shapes[: len(outs)]):
+        o = outs[k]
+        if s is not None and (o.shape is None or _more_known(s[1], o.shape)):
+            elem_type = o.elem_type if o.elem_type != _UNDEFINED else s[0]
             syms = () if None not in s[1] else o.symbolic
-            o = TensorInfo(o.name, elem_type, s[1], o.is_weight, o.is_constant, o.value, syms)
+            outs[k] = o = TensorInfo(o.name, elem_type, s[1], o.is_weight, o.is_constant, o.value, syms)
             infos[o.name] = o
             changed = True
-        outs.append(o)
-    if not changed:
-        return node
-    outs.extend(node.outputs[len(outs):])
-    return _with_outputs(node, outs)
+    return _with_outputs(node, outs) if changed else node
 
 
 def _more_known(new: tuple[int | None, ...], old: tuple[int | None, ...] | None) -> bool:
@@ -1100,11 +1100,9 @@ def _with_outputs(node: Node, outs: Sequence[TensorInfo]) -> Node:
 def _fold(node: Node, infos: dict[str, TensorInfo]) -> Node:
     """Attach the values of small integer tensors computed from known shapes (see
     :func:`nascost.predictors.costs.shapes.fold`) to ``node``'s outputs."""
-    from nascost.predictors.costs import shapes as shape_fns
-
     if all(o.value is not None for o in node.outputs):
         return node
-    values = shape_fns.fold(node)
+    values = _shapes_module().fold(node)
     if values is None or len(values) != len(node.outputs):
         return node
     outs = []
@@ -1136,6 +1134,21 @@ def _set_nchwc_block(g: onnx.GraphProto) -> Any:
 
 # Graphs with more nodes than this outside the fast shape functions go to ONNX inference.
 _FAST_MAX_OTHER_NODES = 8
+
+
+@functools.cache
+def _shapes_module() -> Any:
+    """:mod:`nascost.predictors.costs.shapes` (imported late: it imports this module)."""
+    from nascost.predictors.costs import shapes as shape_fns
+
+    return shape_fns
+
+
+@functools.cache
+def _fold_op_set() -> frozenset[str]:
+    from nascost.predictors.costs import shapes as shape_fns
+
+    return shape_fns.fold_ops()
 
 
 @functools.cache

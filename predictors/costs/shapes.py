@@ -92,7 +92,7 @@ def infer(node: Node) -> OutputShapes | None:
             return None
     if node.domain == "" and node.op_type in _FAST_OPS:
         out = fast_infer(node)
-        if out is not None and all(o is not None for o in out):
+        if out is not None and None not in out:
             return out
     return _onnx_node_inference(node)
 
