@@ -16,7 +16,14 @@ from nascost.predictors.costs import registry
 from nascost.predictors.costs.convention import FLOPS_PER_MAC
 from nascost.predictors.costs.registry import OpCost
 from nascost.predictors.errors import InvalidModelError
-from nascost.predictors.graph import Graph, Node, TensorInfo, UnresolvedShapeError, WeightInfo, dtype_name
+from nascost.predictors.graph import (
+    Graph,
+    Node,
+    TensorInfo,
+    UnresolvedShapeError,
+    WeightInfo,
+    dtype_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +364,7 @@ class _ParamTally:
     counted once however many times a body runs.
     """
 
-    __slots__ = ("seen", "trainable", "buffers", "embedding", "nonzero", "nonzero_known", "dedup", "by_dtype")
+    __slots__ = ("buffers", "by_dtype", "dedup", "embedding", "nonzero", "nonzero_known", "seen", "trainable")
 
     def __init__(self) -> None:
         self.seen: set[str] = set()

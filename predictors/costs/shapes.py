@@ -14,6 +14,7 @@ import contextvars
 import logging
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -267,8 +268,9 @@ def _fused_matmul(node: Node) -> OutputShapes:
         sb[-1], sb[-2] = sb[-2], sb[-1]
     batch_a, batch_b = sa[:-2], sb[:-2]
     rank = max(len(batch_a), len(batch_b))
-    batch_a = [1] * (rank - len(batch_a)) + batch_a
-    batch_b = [1] * (rank - len(batch_b)) + batch_b
+    ones: list[int | None] = [1] * rank
+    batch_a = ones[: rank - len(batch_a)] + batch_a
+    batch_b = ones[: rank - len(batch_b)] + batch_b
     batch = [x if y == 1 else y for x, y in zip(batch_a, batch_b, strict=True)]
     return [(a.elem_type, (*batch, sa[-2], sb[-1]))]
 
@@ -333,10 +335,16 @@ def _mha(node: Node) -> OutputShapes:
         return [None] * len(node.outputs)
     heads = node.attrs.get_int("num_heads", 1)
     v = node.input(2)
+    dv: int | None
     if len(q.shape) == 5:  # packed QKV (B, S, N, 3, H)
-        dv = q.shape[2] * q.shape[4] if None not in q.shape else None
+        n_heads, head_size = q.shape[2], q.shape[4]
+        dv = n_heads * head_size if n_heads is not None and head_size is not None else None
     elif v is not None and v.shape is not None:
-        dv = v.shape[2] if len(v.shape) == 3 else (v.shape[1] * v.shape[3] if None not in v.shape else None)
+        if len(v.shape) == 3:
+            dv = v.shape[2]
+        else:
+            v1, v3 = v.shape[1], v.shape[3]
+            dv = v1 * v3 if v1 is not None and v3 is not None else None
     else:
         dv = q.shape[2]
     out: OutputShapes = [(q.elem_type, (q.shape[0], q.shape[1], dv))]
@@ -362,6 +370,7 @@ def _gqa(node: Node) -> OutputShapes:
     kv_heads = node.attrs.get_int("kv_num_heads", heads)
     k = node.input(1)
     hidden = q.shape[2]
+    head: int | None
     if k is None and hidden is not None:  # packed QKV
         head = hidden // (heads + 2 * kv_heads)
     else:
@@ -489,13 +498,13 @@ def fold(node: Node) -> list[np.ndarray] | None:
     fn = _FOLD_FNS.get(node.op_type) if node.domain == "" else None
     if fn is None:
         return None
+    vals: list[np.ndarray] = []
     if node.op_type in ("Shape", "Size"):
         x = node.inputs[0] if node.inputs else None
         if x is None or not x.known:
             return None
-        vals = [np.asarray(x.dims, dtype=np.int64)]
+        vals.append(np.asarray(x.dims, dtype=np.int64))
     else:
-        vals = []
         for t in node.inputs:
             if t is None:
                 vals.append(np.empty(0))  # omitted optional input: rules check sizes
@@ -636,7 +645,7 @@ def _f_where(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
 def _f_constant_of_shape(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
     shape = tuple(int(d) for d in v[0].reshape(-1))
     _guard(math.prod(shape))
-    fill = node.attrs["value"] if "value" in node.attrs else None
+    fill = node.attrs.get("value")
     value = onnx.numpy_helper.to_array(fill).reshape(-1) if fill is not None else np.zeros(1, np.float32)
     return [np.full(shape, value[0], dtype=value.dtype)]
 
@@ -669,7 +678,9 @@ def _f_reduce(node: Node, v: list[np.ndarray]) -> list[np.ndarray]:
     keep = bool(node.attrs.get_int("keepdims", 1))
     if axes is None and node.attrs.get_int("noop_with_empty_axes", 0):
         return [v[0]]
-    fn = {"ReduceProd": np.prod, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}[node.op_type]
+    fns: dict[str, Callable[..., Any]] = {"ReduceProd": np.prod, "ReduceSum": np.sum, "ReduceMax": np.max,
+                                          "ReduceMin": np.min}
+    fn = fns[node.op_type]
     return [np.asarray(fn(v[0], axis=axes, keepdims=keep)).astype(v[0].dtype)]
 
 
@@ -785,7 +796,8 @@ def _s_dropout(node: Node) -> OutputShapes | None:
     s = _dims(x)
     if s is None or x is None:
         return None
-    return [(x.elem_type, s), (_T.BOOL, s)][: len(node.outputs)]
+    out: OutputShapes = [(x.elem_type, s), (_T.BOOL, s)]
+    return out[: len(node.outputs)]
 
 
 @_fast("LayerNormalization")
@@ -798,7 +810,8 @@ def _s_layer_norm(node: Node) -> OutputShapes | None:
     axis = axis + len(s) if axis < 0 else axis
     stat = (*s[:axis], *([1] * (len(s) - axis)))
     stash = node.attrs.get_int("stash_type", _T.FLOAT)
-    return [(x.elem_type, s), (stash, stat), (stash, stat)][: len(node.outputs)]
+    out: OutputShapes = [(x.elem_type, s), (stash, stat), (stash, stat)]
+    return out[: len(node.outputs)]
 
 
 @_fast("MatMul")
@@ -880,7 +893,8 @@ def _s_pool(node: Node) -> OutputShapes | None:
     if sp is None:
         return None
     shape = (sx[0], sx[1], *sp)
-    return [(x.elem_type, shape), (_T.INT64, shape)][: len(node.outputs)]
+    out: OutputShapes = [(x.elem_type, shape), (_T.INT64, shape)]
+    return out[: len(node.outputs)]
 
 
 @_fast("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
@@ -954,7 +968,7 @@ def _s_concat(node: Node) -> OutputShapes | None:
     return [(first.elem_type, (*s0[:axis], total, *s0[axis + 1:]))]
 
 
-def _axes_of(node: Node, i: int) -> tuple[int, ...] | None | bool:
+def _axes_of(node: Node, i: int) -> tuple[int, ...] | bool | None:
     """Axes from input ``i`` (a known value) or the ``axes`` attribute; None when given by
     an input whose value is unknown; False when not given at all."""
     t = node.input(i)
@@ -1085,7 +1099,7 @@ def _s_constant_of_shape(node: Node) -> OutputShapes | None:
     target = _ints(node.input(0))
     if target is None:
         return None
-    elem = _T.FLOAT
+    elem: int = _T.FLOAT
     if "value" in node.attrs:
         elem = node.attrs._attrs["value"].t.data_type
     return [(elem, tuple(target))]
