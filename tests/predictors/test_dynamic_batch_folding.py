@@ -77,10 +77,10 @@ def _info(name: str, value: np.ndarray) -> TensorInfo:
     return TensorInfo(name, T.INT64, value.shape, value=value)
 
 
-def _node(op: str, inputs: list[TensorInfo | None], n_out: int = 1, **attrs: object) -> Node:
+def _node(op: str, inputs: list[TensorInfo | None], n_out: int = 1) -> Node:
     from nascost.predictors.graph import Attributes
 
-    proto = helper.make_node(op, [], [], **attrs)
+    proto = helper.make_node(op, [], [])
     outs = tuple(TensorInfo(f"o{i}", T.UNDEFINED, None) for i in range(n_out))
     return Node(op, op, "", tuple(inputs), outs, Attributes(proto.attribute))
 
