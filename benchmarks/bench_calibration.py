@@ -38,7 +38,7 @@ def ort_measure_fn(
         so.log_severity_level = 3
         if profile:
             so.enable_profiling = True
-            so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"nascost_prof_{os.getpid()}")
+            so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="nascost-prof-"), "p")
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
     def measure(data: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
@@ -70,6 +70,7 @@ def ort_measure_fn(
             with open(path) as f:
                 events = json.load(f)
             os.unlink(path)
+            os.rmdir(os.path.dirname(path))
             # drop the first run's events (warm-up)
             seen: dict[str, int] = {}
             kept = []

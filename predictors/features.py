@@ -146,7 +146,7 @@ class KernelRecord:
 
 
 def _numel(shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    return math.prod(int(d) for d in shape)
 
 
 def _shape_from_profile(entry: Any) -> tuple[int, ...]:
@@ -438,7 +438,7 @@ def kernel_features(rec: KernelRecord, node: NodeResult | None = None) -> dict[s
         x, w = ins[0], ins[1]
         groups = max(1, x[1] // max(w[1], 1))
         depthwise = w[1] == 1 and groups > 1
-        k = int(np.prod(w[2:]))
+        k = math.prod(w[2:])
         macs = _numel(out0) * w[1] * k
         weight_elems = _numel(w)
         f["conv_kernel"] = float(w[2]) if len(w) > 2 else 1.0

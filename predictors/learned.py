@@ -64,6 +64,16 @@ def _xgb() -> Any:
     return xgboost
 
 
+def _predict(booster: Any, X: np.ndarray) -> np.ndarray:
+    """Single-threaded in-place prediction (no DMatrix: ~0.1 ms for a few rows, vs ~15 ms)."""
+    return np.asarray(booster.inplace_predict(np.ascontiguousarray(X, dtype=np.float32)), dtype=np.float64)
+
+
+def _single_thread(booster: Any) -> Any:
+    booster.set_param({"nthread": 1})
+    return booster
+
+
 def _check_fitted(est: Any, attr: str) -> None:
     if getattr(est, attr, None) is None:
         raise NotCalibratedError(f"{type(est).__name__} is not fitted yet; call fit() first")
@@ -105,11 +115,11 @@ class KernelLatencyRegressor:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Per-kernel latency in µs."""
         _check_fitted(self, "booster_")
-        xgb = _xgb()
+        _xgb()
         X = np.asarray(X, dtype=np.float32)
         if X.shape[0] == 0:
             return np.zeros(0)
-        return np.exp(self.booster_.predict(xgb.DMatrix(X)).astype(np.float64))
+        return np.exp(_predict(self.booster_, X))
 
 
 class GraphLatencyRegressor:
@@ -167,14 +177,12 @@ class GraphLatencyRegressor:
 
     def predict(self, X: np.ndarray, prior_ms: np.ndarray) -> np.ndarray:
         _check_fitted(self, "booster_")
-        xgb = _xgb()
-        r = self.booster_.predict(xgb.DMatrix(np.asarray(X, dtype=np.float32)))
+        r = _predict(self.booster_, X)
         return np.exp(np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6)) + r)
 
     def predict_interval(self, X: np.ndarray, prior_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _check_fitted(self, "quantile_booster_")
-        xgb = _xgb()
-        q = np.asarray(self.quantile_booster_.predict(xgb.DMatrix(np.asarray(X, dtype=np.float32)))).reshape(-1, 2)
+        q = _predict(self.quantile_booster_, X).reshape(-1, 2)
         base = np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6))
         lo, hi = np.sort(q, axis=1).T
         return np.exp(base + lo), np.exp(base + hi)
@@ -498,7 +506,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
     def booster(name: str) -> Any:
         b = xgb.Booster()
         b.load_model(str(path / files[name]))
-        return b
+        return _single_thread(b)
 
     g = GraphLatencyRegressor(quantiles=tuple(meta["quantiles"]))  # type: ignore[arg-type]
     g.booster_ = booster("graph")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ def ort_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, A
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.enable_profiling = True
+    # a private path: the default name (cwd + a timestamp) can collide with other processes
+    so.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="nascost-prof-")) / "p")
     sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     x = np.random.default_rng(0).standard_normal(
@@ -43,6 +46,7 @@ def ort_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, A
     path = sess.end_profiling()
     events = json.loads(Path(path).read_text())
     Path(path).unlink()
+    Path(path).parent.rmdir()
     return 1e3 * statistics.median(ts[1:]), events, None
 
 
