@@ -879,6 +879,10 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
 _UNDEFINED = onnx.TensorProto.UNDEFINED
 
 
+class _OutOfOrder(Exception):
+    """A node of a graph being built in its own order reads a tensor not yet defined."""
+
+
 class _Builder:
     """Builds :class:`Graph` views from a graph proto and a table of inferred types."""
 
@@ -938,8 +942,45 @@ class _Builder:
                 t.name, t.data_type, w.shape, is_weight=w.is_float, is_constant=True, value=small_values.get(t.name)
             )
 
-        available = set(infos) - set(outer)
-        order = _topological(g.node, available, frozenset(outer))
+        # The graph's own order is tried first (exporters write nodes in execution order);
+        # a node reading a tensor not yet defined sends the build to a topological order
+        # (which also reports undefined tensors and cycles).
+        base = infos
+        try:
+            infos = dict(base)
+            nodes = self._nodes(g, range(len(g.node)), infos, outer, weights, small_values, check_order=True)
+        except _OutOfOrder:
+            infos = dict(base)
+            order = _topological(g.node, set(base) - set(outer), frozenset(outer))
+            nodes = self._nodes(g, order, infos, outer, weights, small_values, check_order=False)
+        outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
+        return Graph(
+            nodes=tuple(nodes),
+            inputs=tuple(inputs),
+            outputs=outputs,
+            weights=weights,
+            opsets=self.opsets,
+            has_weight_data=has_data,
+            outer_names=frozenset(outer),
+        )
+
+    def _nodes(
+        self,
+        g: onnx.GraphProto,
+        order: Iterable[int],
+        infos: dict[str, TensorInfo],
+        outer: Mapping[str, TensorInfo],
+        weights: Mapping[str, WeightInfo],
+        small_values: Mapping[str, np.ndarray],
+        *,
+        check_order: bool,
+    ) -> list[Node]:
+        """The :class:`Node` views of ``g``'s nodes in ``order``, typing ``infos`` as it goes.
+
+        With ``check_order`` (the graph's own order, not validated yet), raises
+        :class:`_OutOfOrder` when a node reads a tensor no earlier node defined, and
+        :class:`InvalidModelError` when a tensor is produced twice.
+        """
         nodes: list[Node] = []
         types = self.types
         fallback = self.fallback_types
@@ -949,10 +990,19 @@ class _Builder:
             n = g.node[idx]
             op = n.op_type
             domain = "" if n.domain == "ai.onnx" else n.domain
-            ins = [infos[name] if name else None for name in n.input]
+            try:
+                ins = [infos[name] if name else None for name in n.input]
+            except KeyError as e:
+                if check_order:
+                    raise _OutOfOrder from e
+                raise
             subgraphs: dict[str, Graph] = {}
             implicit: dict[str, None] = {}
             if op in _SUBGRAPH_OPS or domain:
+                if check_order and any(
+                    k not in infos for a in n.attribute if a.type == onnx.AttributeProto.GRAPH for k in _free_names(a.g)
+                ):
+                    raise _OutOfOrder
                 for a in n.attribute:
                     if a.type == onnx.AttributeProto.GRAPH:
                         body_inputs = self._body_inputs(n, domain, a.g, ins)
@@ -984,6 +1034,10 @@ class _Builder:
                     )
                 if info.shape is None or None in info.shape:
                     unknown = True
+                if check_order and name in infos and name not in outer:
+                    raise InvalidModelError(
+                        f"tensor {name!r} is produced twice (node {n.name or op!r}); an ONNX graph is SSA"
+                    )
                 infos[name] = info
                 outs.append(info)
             node = Node(
@@ -997,22 +1051,15 @@ class _Builder:
                 opsets.get(domain, 0),
                 tuple(infos[k] for k in implicit if k in infos) if implicit else (),
             )
-            if op in fold_ops and not domain and (unknown or types):
+            if op in fold_ops and not domain and (
+                op in ("Shape", "Size") or all(t is None or t.value is not None for t in ins)
+            ):
                 node = _fold(node, infos)
                 unknown = not all(o.shape is not None and None not in o.shape for o in node.outputs)
             if unknown:
                 node = _fill_missing_shapes(node, infos)
             nodes.append(node)
-        outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
-        return Graph(
-            nodes=tuple(nodes),
-            inputs=tuple(inputs),
-            outputs=outputs,
-            weights=weights,
-            opsets=self.opsets,
-            has_weight_data=has_data,
-            outer_names=frozenset(outer),
-        )
+        return nodes
 
     def _info(self, name: str, vi: onnx.ValueInfoProto) -> TensorInfo:
         elem, shape, syms = _type_shape(vi)
