@@ -82,6 +82,7 @@ class OpCost:
 
 
 CostFn = Callable[[Node], OpCost]
+_FREE_COST = OpCost()  # immutable: one instance serves every free node
 
 _REGISTRY: dict[tuple[str, str], CostFn] = {}
 _FREE_REASONS: dict[tuple[str, str], str] = {}
@@ -111,7 +112,8 @@ def register_free(reason: str, *op_types: str, domain: str = "") -> None:
     """Register ops that do no arithmetic on purpose (memory traffic is still counted)."""
 
     def free(node: Node) -> OpCost:
-        return OpCost()
+        return _FREE_COST
+
 
     free.__name__ = "free_" + "_".join(op_types)
     register_cost(*op_types, domain=domain)(free)
