@@ -79,6 +79,8 @@ class CalibrationReport:
     accuracy: dict[str, dict[str, AccuracyReport]]  # batch ("all", "1", "8") -> predictor -> report
     few_shot: dict[str, dict[int, AccuracyReport]] = field(default_factory=dict)  # batch -> k -> report
     train_families: dict[str, int] = field(default_factory=dict)
+    # share of held-out measurements inside the learned predictor's [latency_ms_low, latency_ms_high]
+    interval_coverage: dict[str, float] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
     artifact_path: Path | None = None
 
@@ -94,6 +96,7 @@ class CalibrationReport:
             "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
+            "interval_coverage": dict(self.interval_coverage),
             "artifact_path": str(self.artifact_path) if self.artifact_path else None,
         }
 
@@ -116,6 +119,8 @@ class CalibrationReport:
                     f"{fb:>5} {'few-shot k=' + str(k):<26} {r.n:>4} {100 * r.within_5:>5.1f}% {100 * r.within_10:>5.1f}% {100 * r.within_15:>5.1f}% "
                     f"{100 * r.rmspe:>6.1f}% {100 * r.mape:>6.1f}% {r.spearman:>8.3f} {r.kendall:>7.3f}"
                 )
+        for cb, cov in self.interval_coverage.items():
+            lines.append(f"{cb:>5} learned interval [low, high] holds {100 * cov:.1f}% of held-out measurements")
         return "\n".join(lines)
 
 
@@ -328,6 +333,17 @@ def calibrate(
     if variants and len(train) >= 12:
         accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed)}
 
+    coverage: dict[str, float] = {}
+    if heldout:
+        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in heldout])
+        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, heldout, strict=True)]
+        coverage["all"] = float(np.mean(inside))
+        if len(batch_sizes) > 1:
+            for b in batch_sizes:
+                sel = [ok for ok, e in zip(inside, heldout, strict=True) if e.batch_size == b]
+                if sel:
+                    coverage[str(b)] = float(np.mean(sel))
+
     few: dict[str, dict[int, AccuracyReport]] = {}
     if source_predictor is not None and heldout:
         for group in ["all"] if len(batch_sizes) == 1 else ["all", *map(str, batch_sizes)]:
@@ -355,6 +371,7 @@ def calibrate(
         accuracy=accuracy,
         few_shot=few,
         train_families=fam_counts,
+        interval_coverage=coverage,
         predictor=learned,
     )
     if data_dir is not None:

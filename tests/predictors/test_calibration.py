@@ -86,6 +86,8 @@ def test_small_real_calibration_reports_every_predictor(small_calibration: Any) 
     assert [p.n_measured for p in seen if p.phase != "fit"] == sorted(p.n_measured for p in seen if p.phase != "fit")
     # latency grows with the batch: ranking across the held-out set is far from random
     assert rep.accuracy["all"]["learned"].spearman > 0.5
+    assert set(rep.interval_coverage) == {"all", "1", "2"}
+    assert all(0.0 <= c <= 1.0 for c in rep.interval_coverage.values())
     text = rep.table()
     assert "learned" in text and "flops_only" in text and "Kendall" in text
     assert json.loads(json.dumps(rep.to_dict()))["n_train"] == rep.n_train
