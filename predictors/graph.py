@@ -4,12 +4,25 @@ This is the one module that touches ``onnx`` protobuf messages. Everything after
 (cost handlers, the analysis engine, feature extraction) works on :class:`Graph`,
 :class:`Node` and :class:`TensorInfo`.
 
-Shapes come from ONNX shape inference run on a *skeleton* of the model: large weight
-initializers are replaced by typed graph inputs, so inference never re-serializes weight
-payloads (on a full-weight ResNet-50 that alone costs ~0.25 s). Nodes that ONNX cannot
-infer (contrib ops such as ``com.microsoft.nchwc.Conv``) are filled in afterwards, node by
-node, by the shape functions registered in :mod:`nascost.predictors.costs.shapes` and by
-``onnx.shape_inference.infer_node_outputs`` for the standard ops downstream of them.
+Shapes are found in one of two ways:
+
+* **Own propagation** (the common case): when every input shape is concrete and the graph
+  holds only standard ops with a shape function in
+  :mod:`nascost.predictors.costs.shapes` (Conv, MatMul, Gemm, elementwise, pooling,
+  Reshape, Concat, ...; a few others go to ONNX's per-node inference), shapes are
+  propagated node by node while the graph view is built. No protobuf is rebuilt or
+  re-read: a ResNet-50 without payloads takes ~4 ms end to end.
+* **ONNX shape inference** otherwise (symbolic inputs, control flow, contrib ops, model
+  functions), run on a *skeleton* of the model: large weight initializers are replaced by
+  typed graph inputs, so inference never re-serializes weight payloads (on a full-weight
+  ResNet-50 that alone costs ~0.25 s). Nodes that ONNX cannot infer (contrib ops such as
+  ``com.microsoft.nchwc.Conv``) are filled in afterwards, node by node, by the shape
+  functions and by ``onnx.shape_inference.infer_node_outputs``.
+
+Either way, small integer tensors computed from shapes (``Shape -> Gather -> Concat ->
+Reshape``, ``expand(x.shape[0], -1, -1)``) are folded to values once the shapes they read
+are concrete (:func:`nascost.predictors.costs.shapes.fold`), so that a dynamic-batch
+export resolves at the request's batch.
 """
 
 from __future__ import annotations
