@@ -198,6 +198,7 @@ def analyze(graph: Graph) -> Analysis:
     width: Counter[int] = Counter()
     handlers: dict[tuple[str, str], registry.CostFn | None] = {}
     weights = graph.weights
+    outer_weights = graph.outer_weights  # a subgraph's view of its enclosing graphs' weights
 
     for node in graph.nodes:
         key = (node.domain, node.op_type)
@@ -246,10 +247,10 @@ def analyze(graph: Graph) -> Analysis:
                 unresolved_syms.update(t.symbolic)
 
         flops = FLOPS_PER_MAC * cost.macs + cost.flops
-        eff_macs = cost.macs
+        eff_macs = cost.macs if cost.effective_macs is None else cost.effective_macs
         if cost.sparse_input is not None:
             sw = node.input(cost.sparse_input)
-            winfo = weights.get(sw.name) if sw is not None else None
+            winfo = (weights.get(sw.name) or outer_weights.get(sw.name)) if sw is not None else None
             if winfo is not None and winfo.nonzero is not None and winfo.numel:
                 eff_macs = cost.macs * winfo.nonzero // winfo.numel
 

@@ -32,6 +32,7 @@ import hashlib
 import heapq
 import logging
 import math
+from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,9 @@ class Graph:
     # Names of tensors visible from an enclosing graph (for subgraphs).
     outer_names: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
+    # Weights of the enclosing graphs a subgraph can read (their payload facts, for
+    # sparsity); empty for a top-level graph. Params are counted by the enclosing graph.
+    outer_weights: Mapping[str, WeightInfo] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -917,8 +921,12 @@ class _Builder:
         outer: Mapping[str, TensorInfo],
         input_infos: Sequence[TensorInfo] | None = None,
         payloads: Sequence[memoryview | None] | None = None,
+        outer_weights: Mapping[str, WeightInfo] | None = None,
     ) -> Graph:
         weights, has_data = _weight_infos(g, payloads)
+        scope_weights: Mapping[str, WeightInfo] = (
+            weights if not outer_weights else ChainMap(weights, dict(outer_weights))  # type: ignore[arg-type]
+        )
         init_names = {t.name for t in g.initializer}
         small_values: dict[str, np.ndarray] = {}
         for t in g.initializer:
@@ -961,11 +969,11 @@ class _Builder:
         base = infos
         try:
             infos = dict(base)
-            nodes = self._nodes(g, range(len(g.node)), infos, outer, weights, small_values, check_order=True)
+            nodes = self._nodes(g, range(len(g.node)), infos, outer, scope_weights, small_values, check_order=True)
         except _OutOfOrder:
             infos = dict(base)
             order = _topological(g.node, set(base) - set(outer), frozenset(outer))
-            nodes = self._nodes(g, order, infos, outer, weights, small_values, check_order=False)
+            nodes = self._nodes(g, order, infos, outer, scope_weights, small_values, check_order=False)
         outputs = tuple(infos.get(vi.name) or self._info(vi.name, vi) for vi in g.output)
         return Graph(
             nodes=tuple(nodes),
@@ -975,6 +983,7 @@ class _Builder:
             opsets=self.opsets,
             has_weight_data=has_data,
             outer_names=frozenset(outer),
+            outer_weights=outer_weights or {},
         )
 
     def _nodes(
@@ -989,6 +998,8 @@ class _Builder:
         check_order: bool,
     ) -> list[Node]:
         """The :class:`Node` views of ``g``'s nodes in ``order``, typing ``infos`` as it goes.
+
+        ``weights`` are this graph's and its enclosing graphs' weights, innermost first.
 
         With ``check_order`` (the graph's own order, not validated yet), raises
         :class:`_OutOfOrder` when a node reads a tensor no earlier node defined, and
@@ -1019,11 +1030,12 @@ class _Builder:
                 for a in n.attribute:
                     if a.type == onnx.AttributeProto.GRAPH:
                         body_inputs = self._body_inputs(n, domain, a.g, ins)
-                        subgraphs[a.name] = self.build(a.g, outer=infos, input_infos=body_inputs)
+                        subgraphs[a.name] = self.build(a.g, outer=infos, input_infos=body_inputs,
+                                                       outer_weights=weights)
                         implicit.update(_free_names(a.g))
                     elif a.type == onnx.AttributeProto.GRAPHS:
                         for k, sg in enumerate(a.graphs):
-                            subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos)
+                            subgraphs[f"{a.name}[{k}]"] = self.build(sg, outer=infos, outer_weights=weights)
                             implicit.update(_free_names(sg))
             outs: list[TensorInfo] = []
             is_const = op == "Constant" and domain == ""

@@ -23,7 +23,8 @@ the node's activation reads, on top of the node's own inputs, so ``memory_access
 the node includes its body's. The torchvision-convention MACs of the subgraph (conv,
 linear, matmul) are passed up as ``torchvision_macs``, multiplied like the MACs.
 The weights a subgraph reads (from the enclosing scope or its own initializers) are
-counted as params by the analysis, at the control-flow node, once.
+counted as params by the analysis, at the control-flow node, once; their zeros reduce the
+node's effective FLOPs (``effective_macs``) as they would outside a subgraph.
 Ops inside a subgraph that lack a handler or a shape are named in the node's note.
 """
 
@@ -71,6 +72,7 @@ def _body_cost(node: Node, body: Graph, trips: int | None, label: str, notes: li
     return OpCost(
         macs=macs,
         flops=a.flops * n - _mac_flops(macs),
+        effective_macs=_effective_macs(a, n),
         torchvision_macs=a.torchvision_macs * n,
         extra_read_bytes=mem,
         branches=(branch,),
@@ -83,6 +85,12 @@ def _body_cost(node: Node, body: Graph, trips: int | None, label: str, notes: li
 
 def _mac_flops(macs: int) -> int:
     return FLOPS_PER_MAC * macs
+
+
+def _effective_macs(a: Analysis, n: int) -> int:
+    """The subgraph's MACs that touch non-zero weights, times ``n``: its effective FLOPs
+    differ from its FLOPs only by ``FLOPS_PER_MAC`` per skipped MAC."""
+    return (a.macs * FLOPS_PER_MAC - (a.flops - a.effective_flops)) * n // FLOPS_PER_MAC
 
 
 @register_cost("If")
@@ -113,6 +121,7 @@ def if_(node: Node) -> OpCost:
     return OpCost(
         macs=chosen.macs,
         flops=chosen.flops - _mac_flops(chosen.macs),
+        effective_macs=_effective_macs(chosen, 1),
         torchvision_macs=chosen.torchvision_macs,
         extra_read_bytes=chosen.memory_access_bytes,
         branches=branches,

@@ -61,6 +61,9 @@ class OpCost:
             the executed body, times the trip count).
         weight_read_bytes: weight bytes read, when not "every weight input once".
         sparse_input: index of the weight input whose zeros a sparse kernel would skip.
+        effective_macs: the MACs that touch a non-zero weight, when the node works it out
+            itself (a control-flow node: its subgraphs' sparsity); ``None`` = derive them
+            from ``sparse_input``.
         branches: control-flow branches (If/Loop/Scan), for reporting.
         trip_count: Loop/Scan trip count used; None when not known statically.
         note: a remark shown with the node.
@@ -74,6 +77,7 @@ class OpCost:
     extra_read_bytes: int = 0
     weight_read_bytes: int | None = None
     sparse_input: int | None = None
+    effective_macs: int | None = None
     branches: tuple[Branch, ...] = ()
     flops_min: int | None = None
     flops_max: int | None = None

@@ -140,3 +140,35 @@ def test_batchnorm_statistics_inside_a_branch_are_buffers() -> None:
     a = analyze(load_graph(helper.make_model(g, opset_imports=OPSET)))
     assert a.params.trainable == 2 * c
     assert a.params.buffers == 2 * c
+
+
+def _pruned(name: str, *shape: int) -> onnx.TensorProto:
+    """A weight whose first half of elements (in memory order) is zero."""
+    arr = np.arange(1, int(np.prod(shape)) + 1, dtype=np.float32).reshape(shape)
+    arr.reshape(-1)[: arr.size // 2] = 0.0
+    return numpy_helper.from_array(arr, name)
+
+
+def test_zeros_of_outer_weights_in_a_branch_cut_effective_flops() -> None:
+    model = _if_outer_weights()
+    for i, t in enumerate(model.graph.initializer):
+        if t.name in ("w_then", "w_else"):
+            model.graph.initializer[i].CopyFrom(_pruned(t.name, 3, 4))
+    a = analyze(load_graph(model))
+    (if_node,) = [n for n in a.nodes if n.op_type == "If"]
+    # dearer branch (else): Relu 6 + MatMul 24 MACs + Add 8; half of w_else is zero
+    assert if_node.flops == 6 + 2 * 24 + 8
+    assert if_node.effective_flops == 6 + 2 * 12 + 8
+    assert a.params.nonzero == 6 + 6 + 4
+
+
+def test_zeros_of_a_body_initializer_cut_effective_flops_per_trip() -> None:
+    trips = 3
+    model = _loop_with_own_weight(trips)
+    body = next(a.g for a in model.graph.node[0].attribute if a.name == "body")
+    body.initializer[0].CopyFrom(_pruned("w_body", 4, 4))
+    a = analyze(load_graph(model))
+    macs = 2 * 4 * 4
+    per_trip_other = 8 + 8  # Mul and Relu on 2x4
+    assert a.flops == trips * (2 * macs + per_trip_other)
+    assert a.effective_flops == trips * (2 * macs // 2 + per_trip_other)
