@@ -117,3 +117,23 @@ def test_symbolic_inputs_take_onnx_inference(monkeypatch: pytest.MonkeyPatch) ->
     a = analyze(load_graph_bytes(data))
     assert "b" in " ".join(a.warnings)
     assert a.unresolved_dims
+
+
+def test_every_golden_graph_analyzes_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own propagation (where a graph qualifies) and ONNX inference give equal analyses."""
+    fast_results: dict[str, object] = {}
+    for case in collect_cases():
+        try:
+            fast_results[case.id] = analyze(load_graph(case.build(), case.shapes))
+        except Exception as e:  # compared below: the other path must fail the same way
+            fast_results[case.id] = type(e)
+    monkeypatch.setattr(graph_mod, "_fast_eligible", lambda model: False)
+    differ = []
+    for case in collect_cases():
+        try:
+            slow: object = analyze(load_graph(case.build(), case.shapes))
+        except Exception as e:
+            slow = type(e)
+        if fast_results[case.id] != slow:
+            differ.append(case.id)
+    assert not differ, differ
