@@ -1023,10 +1023,8 @@ class _Builder:
             subgraphs: dict[str, Graph] = {}
             implicit: dict[str, None] = {}
             if op in _SUBGRAPH_OPS or domain:
-                if check_order and any(
-                    k not in infos for a in n.attribute if a.type == onnx.AttributeProto.GRAPH for k in _free_names(a.g)
-                ):
-                    raise _OutOfOrder
+                if check_order and any(k not in infos for k in _node_inputs_with_implicit(n)[len(n.input):]):
+                    raise _OutOfOrder  # a subgraph reads a tensor produced further down
                 for a in n.attribute:
                     if a.type == onnx.AttributeProto.GRAPH:
                         body_inputs = self._body_inputs(n, domain, a.g, ins)
