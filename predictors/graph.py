@@ -299,33 +299,37 @@ def parse_model(data: bytes, *, max_bytes: int | None = None) -> onnx.ModelProto
     return model
 
 
-def _iter_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    yield graph
+_TENSOR_ATTR, _TENSORS_ATTR = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
+_GRAPH_ATTR, _GRAPHS_ATTR = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers, sparse initializer parts and tensor attributes of ``graph`` and of its
+    subgraphs, in one walk over the nodes' attributes."""
+    yield from graph.initializer
+    for sp in graph.sparse_initializer:
+        yield sp.values
+        yield sp.indices
     for node in graph.node:
         for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_graphs(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
+            kind = a.type
+            if kind == _TENSOR_ATTR:
+                yield a.t
+            elif kind == _TENSORS_ATTR:
+                yield from a.tensors
+            elif kind == _GRAPH_ATTR:
+                yield from _graph_tensors(a.g)
+            elif kind == _GRAPHS_ATTR:
                 for g in a.graphs:
-                    yield from _iter_graphs(g)
+                    yield from _graph_tensors(g)
 
 
 def _iter_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    for g in _iter_graphs(model.graph):
-        yield from g.initializer
-        for sp in g.sparse_initializer:
-            yield sp.values
-            yield sp.indices
-        for node in g.node:
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.TENSOR:
-                    yield a.t
-                elif a.type == onnx.AttributeProto.TENSORS:
-                    yield from a.tensors
+    yield from _graph_tensors(model.graph)
     for fn in model.functions:
         for node in fn.node:
             for a in node.attribute:
-                if a.type == onnx.AttributeProto.TENSOR:
+                if a.type == _TENSOR_ATTR:
                     yield a.t
 
 
