@@ -74,13 +74,16 @@ class CalibrationReport:
     elapsed_s: float
     batch_sizes: tuple[int, ...]
     n_train: int
-    n_heldout: int
+    n_heldout: int  # held-out measurements the accuracy figures are computed on
     n_failed: int
     accuracy: dict[str, dict[str, AccuracyReport]]  # batch ("all", "1", "8") -> predictor -> report
     few_shot: dict[str, dict[int, AccuracyReport]] = field(default_factory=dict)  # batch -> k -> report
     train_families: dict[str, int] = field(default_factory=dict)
     # share of held-out measurements inside the learned predictor's [latency_ms_low, latency_ms_high]
     interval_coverage: dict[str, float] = field(default_factory=dict)
+    # held-out measurements used to choose among the learned variants (not in the figures)
+    n_validation: int = 0
+    selected_predictor: str = "learned_roofline_prior"
     predictor: LatencyPredictor | None = None
     artifact_path: Path | None = None
 
@@ -93,6 +96,8 @@ class CalibrationReport:
             "n_train": self.n_train,
             "n_heldout": self.n_heldout,
             "n_failed": self.n_failed,
+            "n_validation": self.n_validation,
+            "selected_predictor": self.selected_predictor,
             "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
@@ -103,8 +108,9 @@ class CalibrationReport:
     def table(self) -> str:
         """The report as a plain-text table."""
         lines = [
-            f"device {self.device_id}: {self.n_train} training / {self.n_heldout} held-out measurements "
-            f"({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget",
+            f"device {self.device_id}: {self.n_train} training / {self.n_validation} validation / {self.n_heldout} held-out "
+            f"test measurements ({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget; "
+            f"'learned' = {self.selected_predictor} (chosen on the validation half of the held-out families)",
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -271,6 +277,7 @@ def calibrate(
 
     # 1. held-out families
     heldout: list[TrainingExample] = []
+    held_model: list[int] = []  # which held-out model each measurement is of
     hs = ArchitectureSampler(seed + 1_000_003, families=HELDOUT_FAMILIES, max_macs_per_example=max_macs_per_example)
     held_deadline = start + budget_s * heldout_fraction
     i = 0
@@ -283,6 +290,7 @@ def calibrate(
             m = run.measure(sample, b, "heldout")
             if m is not None:
                 heldout.append(m.example)
+                held_model.append(i)
         if i > 10_000:
             break
 
@@ -322,32 +330,47 @@ def calibrate(
         "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
+    candidates = {"learned_roofline_prior": learned}
     if variants:
-        k_prior = LatencyPredictor(device, prior="kernels", random_state=seed).fit(train)
-        g_roof = LatencyPredictor(device, use_kernels=False, prior="roofline", random_state=seed).fit(train)
-        g_plain = LatencyPredictor(device, use_kernels=False, prior="none", random_state=seed).fit(train)
-        preds["learned_kernel_sum_prior"] = k_prior.predict
-        preds["learned_no_kernels"] = g_roof.predict
-        preds["learned_no_prior"] = g_plain.predict
-    accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
+        candidates["learned_kernel_sum_prior"] = LatencyPredictor(device, prior="kernels", random_state=seed).fit(train)
+        candidates["learned_no_kernels"] = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(train)
+        candidates["learned_no_prior"] = LatencyPredictor(device, use_kernels=False, prior="none", random_state=seed).fit(train)
+        for name, cand in candidates.items():
+            preds[name] = cand.predict
+    # model selection: half of the held-out models (by model, all batch sizes together)
+    # choose the variant; every figure in the report is on the other half
+    selected = "learned_roofline_prior"
+    test = heldout
+    n_validation = 0
+    if variants and len({i for i in held_model}) >= 8:
+        val = [e for e, i in zip(heldout, held_model, strict=True) if i % 2 == 0]
+        test = [e for e, i in zip(heldout, held_model, strict=True) if i % 2 == 1]
+        y_val = np.asarray([e.measured_ms for e in val])
+        scores = {name: accuracy_report(y_val, cand.predict(val)).mape for name, cand in candidates.items()}
+        selected = min(scores, key=lambda k: scores[k])
+        n_validation = len(val)
+        learned = candidates[selected]
+        preds["learned"] = learned.predict
+        logger.info("calibration: validation MAPE per variant %s; selected %s", scores, selected)
+    accuracy = _evaluate(preds, test, batch_sizes) if test else {}
     if variants and len(train) >= 12:
         accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed)}
 
     coverage: dict[str, float] = {}
-    if heldout:
-        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in heldout])
-        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, heldout, strict=True)]
+    if test:
+        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in test])
+        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, test, strict=True)]
         coverage["all"] = float(np.mean(inside))
         if len(batch_sizes) > 1:
             for b in batch_sizes:
-                sel = [ok for ok, e in zip(inside, heldout, strict=True) if e.batch_size == b]
+                sel = [ok for ok, e in zip(inside, test, strict=True) if e.batch_size == b]
                 if sel:
                     coverage[str(b)] = float(np.mean(sel))
 
     few: dict[str, dict[int, AccuracyReport]] = {}
-    if source_predictor is not None and heldout:
+    if source_predictor is not None and test:
         for group in ["all"] if len(batch_sizes) == 1 else ["all", *map(str, batch_sizes)]:
-            exs = heldout if group == "all" else [e for e in heldout if str(e.batch_size) == group]
+            exs = test if group == "all" else [e for e in test if str(e.batch_size) == group]
             if len(exs) < 2:
                 continue
             y = np.asarray([e.measured_ms for e in exs])
@@ -366,7 +389,9 @@ def calibrate(
         elapsed_s=time.monotonic() - start,
         batch_sizes=batch_sizes,
         n_train=len(train),
-        n_heldout=len(heldout),
+        n_heldout=len(test),
+        n_validation=n_validation,
+        selected_predictor=selected,
         n_failed=run.failed,
         accuracy=accuracy,
         few_shot=few,
@@ -380,7 +405,12 @@ def calibrate(
             learned,
             data_dir,
             heldout_metrics=summary,
-            extra={"batch_sizes": list(batch_sizes), "heldout_families": list(HELDOUT_FAMILIES), "seed": seed},
+            extra={
+                "batch_sizes": list(batch_sizes),
+                "heldout_families": list(HELDOUT_FAMILIES),
+                "seed": seed,
+                "selected_variant": selected,
+            },
         )
     report.elapsed_s = time.monotonic() - start
     return report
