@@ -1084,7 +1084,7 @@ class _Builder:
                 node = _fold(node, infos)
                 unknown = not all(o.shape is not None and None not in o.shape for o in node.outputs)
             if unknown:
-                node = _fill_missing_shapes(node, infos)
+                node = _fill_missing_shapes(node, infos, fresh=True)
             nodes.append(node)
         return nodes
 
@@ -1124,19 +1124,21 @@ def _loop_output_info(
     return TensorInfo(info.name, elem, final.shape, symbolic=final.symbolic)
 
 
-def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
+def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo], *, fresh: bool = False) -> Node:
     """Give outputs ONNX inference left unknown or partly unknown a shape, from our shape
     functions or ONNX's per-node inference (now that upstream contrib ops have shapes and
     folded shape tensors have values).
 
     An output of unknown rank is always retried; one with some unknown dims only when every
     input is fully known (else the dims are truly symbolic and a retry would change
-    nothing, at ~50 us a node).
+    nothing, at ~50 us a node). ``fresh``: ``node`` was just made by the builder and no one
+    else holds it; its outputs are then set in place rather than on a copy (this runs for
+    every node of a graph whose shapes we propagate ourselves).
     """
     outputs = node.outputs
     if not outputs:
         return node
-    if all(o.shape is not None for o in outputs) and not all(
+    if outputs[0].shape is not None and all(o.shape is not None for o in outputs) and not all(
         t.shape is not None and None not in t.shape for t in node.inputs if t is not None
     ):
         return node
@@ -1153,7 +1155,12 @@ def _fill_missing_shapes(node: Node, infos: dict[str, TensorInfo]) -> Node:
             outs[k] = o = TensorInfo(o.name, elem_type, s[1], o.is_weight, o.is_constant, o.value, syms)
             infos[o.name] = o
             changed = True
-    return _with_outputs(node, outs) if changed else node
+    if not changed:
+        return node
+    if fresh:
+        object.__setattr__(node, "outputs", tuple(outs))  # not yet published: see docstring
+        return node
+    return _with_outputs(node, outs)
 
 
 def _more_known(new: tuple[int | None, ...], old: tuple[int | None, ...] | None) -> bool:
