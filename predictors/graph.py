@@ -517,6 +517,9 @@ def _first_line(e: BaseException) -> str:
 # :func:`_split_payloads`); shorter ones (shape constants, scales) stay in place.
 _SPLIT_MIN_BYTES = 8 * _CONST_VALUE_MAX_ELEMENTS
 _CHUNK_BYTES = 1 << 22
+# Non-zero counting shifts a chunk into a scratch buffer: one that stays in the L2 cache
+# (256 KiB) makes the pass ~25% faster than 4 MiB chunks (10.7 vs 14.5 ms on 100 MB here).
+_NONZERO_CHUNK_BYTES = 1 << 18
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -683,7 +686,7 @@ def _nonzero_raw(raw: bytes | memoryview, elem_type: int, numel: int) -> int | N
     arr = np.frombuffer(raw, dtype=udt)
     if elem_type not in _FLOAT_TYPES or (bits == 8 and elem_type not in _FP8_NEG_ZERO_IS_ZERO):
         return int(np.count_nonzero(arr))  # integers; fp8 "fnuz" types have no -0 (0x80 is NaN)
-    step = _CHUNK_BYTES // udt.itemsize
+    step = _NONZERO_CHUNK_BYTES // udt.itemsize
     buf = np.empty(min(step, arr.size), dtype=udt)
     total = 0
     for i in range(0, arr.size, step):
