@@ -13,7 +13,9 @@
    device's predictor is given.
 
 ``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None)``
-is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop.
+is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop. A
+model it cannot measure should raise a :class:`~nascost.predictors.errors.NascostError`
+(the sample is skipped and counted as failed); any other exception ends the calibration.
 ``kernels`` is a sequence of :class:`~nascost.predictors.features.KernelRecord` or the raw
 onnxruntime profile events.
 """
@@ -110,7 +112,8 @@ class CalibrationReport:
         lines = [
             f"device {self.device_id}: {self.n_train} training / {self.n_validation} validation / {self.n_heldout} held-out "
             f"test measurements ({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget; "
-            f"'learned' = {self.selected_predictor} (chosen on the validation half of the held-out families)",
+            f"'learned' = {self.selected_predictor} "
+            + ("(chosen on the validation half of the held-out families)" if self.n_validation else "(default)"),
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -282,7 +285,7 @@ def calibrate(
     held_deadline = start + budget_s * heldout_fraction
     i = 0
     while time.monotonic() < held_deadline or len(heldout) < 2 * len(batch_sizes):
-        if run.time_left() <= 0 and len(heldout) >= 2 * len(batch_sizes):
+        if run.time_left() <= 0 and (len(heldout) >= 2 * len(batch_sizes) or run.failed >= 20):
             break
         sample = hs.sample(HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)])
         i += 1
@@ -313,7 +316,7 @@ def calibrate(
             m = run.measure(sample, b, phase)
             if m is not None:
                 train.append(m.example)
-        if run.time_left() <= 0 and len(train) >= 4 * len(batch_sizes):
+        if run.time_left() <= 0 and (len(train) >= 4 * len(batch_sizes) or run.failed >= 40):
             break
         if run.n + run.failed > 100_000:
             break
@@ -351,6 +354,7 @@ def calibrate(
         n_validation = len(val)
         learned = candidates[selected]
         preds["learned"] = learned.predict
+        learned.calibrate_interval(val, coverage=0.9)
         logger.info("calibration: validation MAPE per variant %s; selected %s", scores, selected)
     accuracy = _evaluate(preds, test, batch_sizes) if test else {}
     if variants and len(train) >= 12:

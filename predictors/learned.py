@@ -297,6 +297,7 @@ class LatencyPredictor:
             to_matrix(prep.graph_rows, GRAPH_FEATURES), y, prep.prior_ms
         )
         self.log_scale_ = 0.0
+        self.interval_scale_ = 1.0
         self.n_train_ = len(examples)
         self.n_train_kernels_ = len(kernel_rows)
         self.train_digest_ = training_digest(examples)
@@ -313,19 +314,40 @@ class LatencyPredictor:
         scale = math.exp(self.log_scale_)
         mid = self.graph_model_.predict(X, prep.prior_ms) * scale
         lo, hi = self.graph_model_.predict_interval(X, prep.prior_ms)
+        k = getattr(self, "interval_scale_", 1.0)
         out = []
         for i in range(len(items)):
             m = float(mid[i])
+            down = max(math.log(m) - math.log(float(lo[i]) * scale), 0.0)
+            up = max(math.log(float(hi[i]) * scale) - math.log(m), 0.0)
             out.append(
                 LatencyEstimate(
                     latency_ms=m,
-                    latency_ms_low=min(float(lo[i]) * scale, m),
-                    latency_ms_high=max(float(hi[i]) * scale, m),
+                    latency_ms_low=m * math.exp(-k * down),
+                    latency_ms_high=m * math.exp(k * up),
                     kernel_sum_ms=float(prep.kernel_sum_ms[i]),
                     roofline_ms=float(prep.roofline_ms[i]),
                 )
             )
         return out
+
+    def calibrate_interval(self, examples: Sequence[TrainingExample], coverage: float = 0.9) -> float:
+        """Widen or narrow the quantile interval so it holds ``coverage`` of ``examples``.
+
+        Use measurements the model was not fitted on (split-conformal style). Sets and
+        returns ``interval_scale_`` (the factor on the interval's log-width).
+        """
+        _check_fitted(self, "graph_model_")
+        if not examples:
+            return float(getattr(self, "interval_scale_", 1.0))
+        self.interval_scale_ = 1.0
+        need = []
+        for e, est in zip(examples, self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples]), strict=True):
+            m, y = est.latency_ms, e.measured_ms
+            width = math.log(m / est.latency_ms_low) if y < m else math.log(est.latency_ms_high / m)
+            need.append(abs(math.log(y / m)) / max(width, 1e-3))
+        self.interval_scale_ = float(min(max(np.quantile(need, coverage), 0.25), 20.0))
+        return self.interval_scale_
 
     def predict_graph(self, graph: Graph, analysis: Analysis, batch_size: int = 1) -> LatencyEstimate:
         return self.predict_many([(graph, analysis, batch_size)])[0]
@@ -354,6 +376,7 @@ class LatencyPredictor:
         new.kernel_model_ = self.kernel_model_
         new.graph_model_ = self.graph_model_
         new.log_scale_ = float(np.median(ratios))
+        new.interval_scale_ = getattr(self, "interval_scale_", 1.0)
         new.metadata_ = {**self.metadata_, "adapted_from": self.device.id, "adaptation_samples": len(examples)}
         return new
 
@@ -455,6 +478,7 @@ def save_predictor(
             "prior": predictor.prior,
             "has_kernel_model": predictor.kernel_model_ is not None,
             "log_scale": predictor.log_scale_,
+            "interval_scale": getattr(predictor, "interval_scale_", 1.0),
             "n_train": getattr(predictor, "n_train_", 0),
             "n_train_kernels": getattr(predictor, "n_train_kernels_", 0),
             "training_set_digest": getattr(predictor, "train_digest_", ""),
@@ -519,6 +543,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
         k.n_features_in_ = len(KERNEL_FEATURES)
         p.kernel_model_ = k
     p.log_scale_ = float(meta.get("log_scale", 0.0))
+    p.interval_scale_ = float(meta.get("interval_scale", 1.0))
     p.n_train_ = int(meta.get("n_train", 0))
     p.train_digest_ = str(meta.get("training_set_digest", ""))
     p.metadata_ = meta

@@ -199,3 +199,22 @@ def test_pseudo_kernels_emulate_gelu_fusion_and_layout_reorders() -> None:
     # each depthwise conv (blocked layout) feeds a Transpose (plain layout): one ReorderOutput per block
     assert ops.count("ReorderOutput") >= n_blocks
     assert all(k.blocked for k in ks if k.op_type == "Conv")
+
+
+def test_interval_calibration_reaches_the_asked_coverage(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    noisy = [
+        TrainingExample(e.graph, e.analysis, e.batch_size, e.measured_ms * float(rng.lognormal(0, 0.2)), (), e.family)
+        for e in _examples(120, 0)
+    ]
+    p = LatencyPredictor(DEV).fit(noisy[:80])
+    scale = p.calibrate_interval(noisy[80:], coverage=0.9)
+    ests = p.predict_many([(e.graph, e.analysis, e.batch_size) for e in noisy[80:]])
+    inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, noisy[80:], strict=True)]
+    assert np.mean(inside) >= 0.9 - 1 / 40
+    assert np.mean(inside) <= 0.9 + 2 / 40 + 1e-9  # not trivially wide
+    q = load_predictor(save_predictor(p, tmp_path))
+    assert q.interval_scale_ == scale
+    assert q.predict_graph(noisy[0].graph, noisy[0].analysis, noisy[0].batch_size) == p.predict_graph(
+        noisy[0].graph, noisy[0].analysis, noisy[0].batch_size
+    )
