@@ -55,8 +55,8 @@ def _channel_options() -> list[tuple[str, int]]:
     ]
 
 
-class Client:
-    """Blocking client.
+class _Base:
+    """What both clients share: the channel, credentials, deadline and held digests.
 
     Args:
         target: ``host:port`` of a nascost server.
@@ -65,6 +65,8 @@ class Client:
         timeout: default deadline per call, seconds (None = no deadline).
         inline_limit_bytes: graphs up to this size travel inside the request.
     """
+
+    _grpc: Any = grpc  # grpc or grpc.aio
 
     def __init__(
         self,
@@ -78,14 +80,18 @@ class Client:
     ) -> None:
         if root_certificates is not None or secure:
             creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = grpc.secure_channel(target, creds, options=_channel_options())
+            self._channel = self._grpc.secure_channel(target, creds, options=_channel_options())
         else:
-            self._channel = grpc.insecure_channel(target, options=_channel_options())
+            self._channel = self._grpc.insecure_channel(target, options=_channel_options())
         self.stub = service_pb2_grpc.CostModelStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.inline_limit_bytes = inline_limit_bytes
         self._held: set[str] = set()
+
+
+class Client(_Base):
+    """Blocking client (arguments: see :class:`_Base`)."""
 
     # -------------------------------------------------------------- plumbing
 
@@ -270,29 +276,10 @@ class Client:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
 
 
-class AsyncClient:
+class AsyncClient(_Base):
     """The asyncio twin of :class:`Client` (``grpc.aio``)."""
 
-    def __init__(
-        self,
-        target: str = "127.0.0.1:50051",
-        *,
-        token: str | None = None,
-        root_certificates: bytes | None = None,
-        secure: bool = False,
-        timeout: float | None = 60.0,
-        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT,
-    ) -> None:
-        if root_certificates is not None or secure:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = grpc.aio.secure_channel(target, creds, options=_channel_options())
-        else:
-            self._channel = grpc.aio.insecure_channel(target, options=_channel_options())
-        self.stub = service_pb2_grpc.CostModelStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.timeout = timeout
-        self.inline_limit_bytes = inline_limit_bytes
-        self._held: set[str] = set()
+    _grpc = grpc.aio
 
     async def close(self) -> None:
         await self._channel.close(None)
