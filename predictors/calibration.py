@@ -346,8 +346,10 @@ def calibrate(
     test = heldout
     n_validation = 0
     if variants and len({i for i in held_model}) >= 8:
-        val = [e for e, i in zip(heldout, held_model, strict=True) if i % 2 == 0]
-        test = [e for e, i in zip(heldout, held_model, strict=True) if i % 2 == 1]
+        # alternate whole rounds of the held-out families, so both halves hold every family
+        rounds = len(HELDOUT_FAMILIES)
+        val = [e for e, i in zip(heldout, held_model, strict=True) if (i - 1) // rounds % 2 == 0]
+        test = [e for e, i in zip(heldout, held_model, strict=True) if (i - 1) // rounds % 2 == 1]
         y_val = np.asarray([e.measured_ms for e in val])
         scores = {name: accuracy_report(y_val, cand.predict(val)).mape for name, cand in candidates.items()}
         selected = min(scores, key=lambda k: scores[k])

@@ -23,7 +23,7 @@ import logging
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -577,11 +577,3 @@ def to_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.n
     return np.asarray([[float(r.get(k, 0.0)) for k in names] for r in rows], dtype=np.float32).reshape(
         len(rows), len(names)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureSet:
-    """Names and matrix together (handy for fitting)."""
-
-    names: tuple[str, ...]
-    matrix: np.ndarray = field(repr=False)

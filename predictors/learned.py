@@ -30,7 +30,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -550,12 +550,10 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
     return p
 
 
-@dataclass
 class FlopsBaseline:
-    """Latency proportional to FLOPs, one scale fitted (geometric mean of ms per FLOP)."""
+    """Latency proportional to FLOPs, one scale fitted (median log ms per FLOP)."""
 
-    log_ms_per_flop_: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    log_ms_per_flop_: float | None
 
     def fit(self, flops: Sequence[float], measured_ms: Sequence[float]) -> FlopsBaseline:
         f = np.maximum(np.asarray(flops, dtype=np.float64), 1.0)
