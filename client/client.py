@@ -267,6 +267,19 @@ class Client(_Base):
                 on_progress(event.progress)
         raise NascostClientError(grpc.StatusCode.UNKNOWN, "measurement stream ended without a result")
 
+    def calibrate(
+        self, request: prediction_pb2.CalibrateRequest, *, timeout: float | None = None
+    ) -> Iterator[prediction_pb2.CalibrateEvent]:
+        """Stream of calibration progress events ending with the report."""
+        try:
+            yield from self.stub.Calibrate(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def calibration(self, device_id: str, *, timeout: float | None = None) -> prediction_pb2.CalibrationReport:
+        """The latest calibration report of a device."""
+        return self._call(self.stub.GetCalibration, prediction_pb2.GetCalibrationRequest(device_id=device_id), timeout)
+
     def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
         """The health service's answer: "SERVING", "NOT_SERVING", ..."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc

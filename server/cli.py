@@ -7,6 +7,7 @@ Stable forms (scripts depend on them)::
     nascost devices [--server HOST:PORT] [--json]
     nascost measure MODEL.onnx [--server HOST:PORT] [--batch-size N]... [--threads N] [--json]
     nascost predict MODEL.onnx [--device ID]... [--server HOST:PORT] [--json]
+    nascost calibrate --device local --budget-minutes N [--batch-size N]... [--server HOST:PORT] [--json]
     nascost ops [--json]
     nascost health [--server HOST:PORT]
     nascost example OUT.onnx
@@ -23,7 +24,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from nascost.client.errors import NascostClientError
@@ -363,10 +364,70 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 d["device_id"], p["predictor"]["name"], f"{p['latency_ms']:.4g}",
                 f"{p['latency_ms_low']:.4g} – {p['latency_ms_high']:.4g}",
                 f"{100 * p['compute_bound_fraction']:.0f} %",
-                f"{100 * p['predictor']['heldout_within_10pct']:.0f} %" if p["predictor"]["heldout_within_10pct"] else "not evaluated",
+                f"{100 * p['predictor']['heldout_within_10pct']:.0f} %" if p["provenance"]["error_is_evaluated"] else "not evaluated",
             )
     Console().print(t)
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nascost.v1 import prediction_pb2
+
+    err = Console(stderr=True)
+    request = prediction_pb2.CalibrateRequest(
+        device_id=args.device, budget_minutes=args.budget_minutes, batch_sizes=args.batch_size or [], seed=args.seed
+    )
+    if args.server:
+        from nascost.client import Client
+
+        with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN"), timeout=None) as c:
+            events = list(_calibrate_events(c.calibrate(request), err, quiet=args.json))
+    else:
+        from nascost.server.config import ServerConfig
+        from nascost.server.engine import Engine
+
+        engine = Engine(ServerConfig.from_env(data_dir=args.data_dir))
+        events = list(_calibrate_events(engine.calibrate(request, cancelled=lambda: False), err, quiet=args.json))
+    report = events[-1]
+    if args.json:
+        from google.protobuf.json_format import MessageToDict
+
+        print(json.dumps(MessageToDict(report, preserving_proto_field_name=True), indent=2))
+    else:
+        print_calibration(report)
+    return 0
+
+
+def _calibrate_events(stream: Any, err: Any, *, quiet: bool) -> Iterator[Any]:
+    for event in stream:
+        if event.HasField("report"):
+            yield event.report
+        elif not quiet:
+            p = event.progress
+            err.print(f"[dim]{p.stage:>10} {100 * p.fraction:5.1f} %  {p.message}[/]")
+
+
+def print_calibration(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        title=f"calibration of {report.device_id} ({report.artifact_version}): {report.train_models} training, "
+        f"{report.heldout_models} held-out measurements, {report.elapsed_s:.0f} s",
+        header_style="bold",
+    )
+    for col in ("predictor", "n", "±5 %", "±10 %", "±15 %", "RMSPE", "MAPE", "Spearman", "Kendall"):
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for m in report.metrics:
+        t.add_row(
+            m.predictor, str(m.n), f"{100 * m.within_5pct:.1f}", f"{100 * m.within_10pct:.1f}",
+            f"{100 * m.within_15pct:.1f}", f"{100 * m.rmspe:.1f}", f"{100 * m.mape:.1f}",
+            f"{m.spearman:.3f}", f"{m.kendall:.3f}",
+        )
+    Console().print(t)
+    Console().print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -507,6 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--data-dir", default=None, help="in-process only: where calibrations live")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(fn=cmd_predict)
+
+    ca = sub.add_parser("calibrate", help="sample, measure, fit and evaluate a device's learned predictor")
+    ca.add_argument("--device", default="local")
+    ca.add_argument("--budget-minutes", type=float, required=True)
+    ca.add_argument("--batch-size", action="append", type=int, metavar="N", help="repeat; default 1")
+    ca.add_argument("--seed", type=int, default=0)
+    ca.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")
+    ca.add_argument("--data-dir", default=None, help="in-process only: where the artifact is written")
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(fn=cmd_calibrate)
 
     d = sub.add_parser("devices", help="the device catalogue")
     d.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")

@@ -19,7 +19,6 @@ from nascost.predictors.analysis import Analysis, analyze
 from nascost.predictors.errors import (
     InvalidRequestError,
     LimitExceededError,
-    NotAvailableError,
     NotCalibratedError,
     NotMeasurableError,
     UnknownGraphError,
@@ -28,6 +27,14 @@ from nascost.predictors.graph import Graph, ShapeRequest, digest_of, load_graph_
 from nascost.server import encode
 from nascost.server.config import ServerConfig
 from nascost.server.encode import analyze_response, shape_key, shape_request
+from nascost.server.learned import (
+    BATCH_DIM,
+    CALIBRATION_TIME_BUDGET_S,
+    LearnedPredictors,
+    heldout_summary,
+    report_proto,
+    run_calibration,
+)
 from nascost.server.metrics import Metrics
 from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, service_pb2
 
@@ -335,18 +342,36 @@ class Engine:
                 if learned is not None:
                     entry.predictions.append(learned)
             if "roofline" in wanted:
-                entry.predictions.append(encode.roofline_prediction(predict_roofline(counted.analysis, device, dtypes=dtypes)))
+                accuracy = self._roofline_accuracy(device.id)
+                entry.predictions.append(
+                    encode.roofline_prediction(
+                        predict_roofline(counted.analysis, device, dtypes=dtypes),
+                        heldout_error_pct=100 * accuracy.get("mape", 0.0),
+                        heldout_within_10pct=accuracy.get("within_10", 0.0),
+                    )
+                )
             entry.peak_memory_bytes.CopyFrom(encode.peak_memory_figure(counted.analysis))
         return out
+
+    @cached_property
+    def learned(self) -> LearnedPredictors:
+        return LearnedPredictors(self.config.data_dir)
 
     def _learned_prediction(
         self, device: Device, counted: Counted, *, explicit: bool
     ) -> prediction_pb2.LatencyPrediction | None:
-        if explicit:
+        prediction = self.learned.predict(device, counted.graph, counted.analysis)
+        if prediction is None and explicit:
             raise NotCalibratedError(
                 f"device {device.id!r} has no learned predictor yet: calibrate it (nascost calibrate --device {device.id})"
             )
-        return None
+        return prediction
+
+    def _roofline_accuracy(self, device_id: str) -> dict[str, float]:
+        """Held-out error of the roofline on a calibrated device ({} when not calibrated)."""
+        predictor = self.learned.get(device_id)
+        meta = getattr(predictor, "metadata_", None) or {}
+        return heldout_summary(meta, "roofline")
 
     def measure(
         self,
@@ -405,10 +430,58 @@ class Engine:
     def calibrate(
         self, request: prediction_pb2.CalibrateRequest, *, cancelled: Callable[[], bool]
     ) -> Iterator[prediction_pb2.CalibrateEvent]:
-        raise NotAvailableError("calibration is not available on this server yet")
+        """Sample, measure (sandboxed), fit and evaluate the learned predictor of a device."""
+        from nascost.measurements.api import measure
+        from nascost.measurements.protocol import TimingOptions
+        from nascost.measurements.runner import RunnerConfig
+
+        device_id = request.device_id or LOCAL_DEVICE_ID
+        self._measurable(device_id)
+        device = self.catalogue.get(device_id)
+        config = RunnerConfig(intra_op_threads=device.intra_op_threads or self.config.measure_threads, profile_nodes=True)
+        timing = TimingOptions(time_budget_s=CALIBRATION_TIME_BUDGET_S)
+        limits = self.config.sandbox_limits()
+        lock_dir = self.config.data_dir / "locks"
+
+        def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> Any:
+            return measure(
+                model_bytes,
+                shapes=ShapeRequest(dim_values={BATCH_DIM: batch}),
+                batch_sizes=(batch,),
+                config=config,
+                timing=timing,
+                limits=limits,
+                cancel=cancel,
+                device_id=device_id,
+                lock_dir=lock_dir,
+            )
+
+        source = next(
+            (p for d in self.catalogue.list_devices() if d.id != device_id and (p := self.learned.get(d.id)) is not None),
+            None,
+        )
+        yield from run_calibration(
+            device,
+            budget_s=60.0 * request.budget_minutes,
+            batch_sizes=list(request.batch_sizes) or [1],
+            seed=request.seed,
+            data_dir=self.config.data_dir,
+            measure=measure_one,
+            cancelled=cancelled,
+            source_predictor=source,
+        )
 
     def get_calibration(self, device_id: str) -> prediction_pb2.CalibrationReport:
-        raise NotAvailableError("calibration is not available on this server yet")
+        """The report of the latest calibration of ``device_id``, from its artifact."""
+        self.catalogue.get(device_id)
+        meta = self.learned.metadata(device_id)
+        report = {
+            "device_id": device_id,
+            "n_train": meta.get("n_train", 0),
+            "heldout_families": meta.get("heldout_families", []),
+            "accuracy": meta.get("heldout_metrics", {}),
+        }
+        return report_proto(report, str(meta.get("version", "")))
 
 
 class _StoreDevices:

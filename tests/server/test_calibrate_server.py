@@ -1,0 +1,61 @@
+"""Calibrate through a real server: a short real calibration, the report, and the new
+predictor picked up by Predict without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from nascost.client import Client, FailedPrecondition, NascostClientError
+from nascost.server.app import create_server
+from nascost.server.config import ServerConfig
+from nascost.server.demo import tiny_resnet
+from nascost.v1 import prediction_pb2
+
+
+def test_calibrate_report_and_hot_reload(tmp_path: Path) -> None:
+    server, port, _ = create_server("127.0.0.1:0", ServerConfig(data_dir=tmp_path, workers=4))
+    target = f"127.0.0.1:{port}"
+    try:
+        with Client(target, timeout=None) as c:
+            with pytest.raises(FailedPrecondition):
+                c.calibration("local")
+            before = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
+            assert [p.predictor.partition("@")[0] for p in before.devices[0].predictions] == ["roofline"]
+
+            events = list(c.calibrate(prediction_pb2.CalibrateRequest(device_id="local", budget_minutes=0.3, seed=1)))
+            assert any(e.HasField("progress") for e in events)
+            report = events[-1].report
+            assert report.device_id == "local" and report.artifact_version
+            assert report.train_models >= 4 and report.heldout_models >= 2
+            names = {m.predictor for m in report.metrics}
+            assert {"learned (batch 1)", "roofline (batch 1)", "flops_only (batch 1)"} <= names
+            for m in report.metrics:
+                assert 0.0 <= m.within_5pct <= m.within_10pct <= m.within_15pct <= 1.0
+            assert set(report.heldout_families) >= {"resnet50_like", "vit_like"}
+
+            stored = c.calibration("local")
+            assert stored.artifact_version == report.artifact_version
+
+            after = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
+            preds = {p.predictor.partition("@")[0]: p for p in after.devices[0].predictions}
+            assert set(preds) == {"learned", "roofline"}
+            learned = preds["learned"]
+            assert learned.predictor == f"learned@{report.artifact_version}"
+            assert learned.latency_ms.low <= learned.latency_ms.value <= learned.latency_ms.high
+            assert learned.latency_ms.provenance.error_is_evaluated
+            assert preds["roofline"].latency_ms.provenance.error_is_evaluated  # now evaluated on this device
+    finally:
+        server.stop(grace=None)
+
+
+def test_calibrate_bad_requests(server_target: str) -> None:
+    with Client(server_target) as c:
+        with pytest.raises(NascostClientError) as err:
+            list(c.calibrate(prediction_pb2.CalibrateRequest(device_id="local", budget_minutes=0)))
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(NascostClientError) as err:
+            list(c.calibrate(prediction_pb2.CalibrateRequest(device_id="nvidia-t4", budget_minutes=1)))
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION  # spec-sheet devices cannot be measured
