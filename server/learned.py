@@ -41,7 +41,7 @@ class _Aborted(Exception):
 def heldout_summary(metadata: Mapping[str, Any], predictor: str) -> dict[str, float]:
     """A predictor's held-out metrics from an artifact's metadata ({} when absent)."""
     metrics = metadata.get("heldout_metrics") or {}
-    group = metrics.get("all") or next(iter(metrics.values()), {})
+    group: Mapping[str, Any] = metrics.get("all") or next(iter(metrics.values()), {})
     return dict(group.get(predictor) or {})
 
 
