@@ -53,6 +53,7 @@ class NodeResult:
     note: str = ""
     flops_min: int = 0
     flops_max: int = 0
+    dtype: str = "float32"  # arithmetic dtype: the node's first float input or output
 
     @property
     def memory_access_bytes(self) -> int:
@@ -85,6 +86,57 @@ class ControlFlow:
     trip_count: int | None
 
 
+_TOTAL_FIELDS: tuple[str, ...] = (
+    "macs",
+    "flops",
+    "flops_min",
+    "flops_max",
+    "effective_flops",
+    "torchvision_macs",
+    "activation_read_bytes",
+    "weight_read_bytes",
+    "write_bytes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTotals:
+    """Sums of the per-node counts over every node of an :class:`Analysis`."""
+
+    macs: int = 0
+    flops: int = 0
+    flops_min: int = 0
+    flops_max: int = 0
+    effective_flops: int = 0
+    torchvision_macs: int = 0
+    activation_read_bytes: int = 0
+    weight_read_bytes: int = 0
+    write_bytes: int = 0
+
+    @classmethod
+    def of(cls, nodes: tuple[NodeResult, ...]) -> NodeTotals:
+        sums = [0] * len(_TOTAL_FIELDS)
+        for n in nodes:
+            for i, attr in enumerate(_TOTAL_FIELDS):
+                sums[i] += getattr(n, attr)
+        return cls(*sums)
+
+
+def node_dtype(node: Node) -> str:
+    """The dtype ``node``'s arithmetic runs in: its first float input or output (else its
+    first input's dtype, else float32)."""
+    for t in node.inputs:
+        if t is not None and t.is_float:
+            return t.dtype
+    for t in node.outputs:
+        if t.is_float:
+            return t.dtype
+    for t in node.inputs:
+        if t is not None:
+            return t.dtype
+    return "float32"
+
+
 @dataclass(frozen=True, slots=True)
 class Analysis:
     """Every counted indicator of one graph at one set of input shapes."""
@@ -101,45 +153,47 @@ class Analysis:
     control_flow: tuple[ControlFlow, ...] = ()
     warnings: tuple[str, ...] = ()
     input_shapes: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
+    # sums over ``nodes``, computed once at construction (the nodes are immutable)
+    totals: NodeTotals = field(default_factory=NodeTotals, repr=False, compare=False)
 
-    def _sum(self, attr: str) -> int:
-        return sum(getattr(n, attr) for n in self.nodes)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "totals", NodeTotals.of(self.nodes))
 
     @property
     def macs(self) -> int:
-        return self._sum("macs")
+        return self.totals.macs
 
     @property
     def flops(self) -> int:
-        return self._sum("flops")
+        return self.totals.flops
 
     @property
     def flops_min(self) -> int:
-        return self._sum("flops_min")
+        return self.totals.flops_min
 
     @property
     def flops_max(self) -> int:
-        return self._sum("flops_max")
+        return self.totals.flops_max
 
     @property
     def effective_flops(self) -> int:
-        return self._sum("effective_flops")
+        return self.totals.effective_flops
 
     @property
     def torchvision_macs(self) -> int:
-        return self._sum("torchvision_macs")
+        return self.totals.torchvision_macs
 
     @property
     def activation_read_bytes(self) -> int:
-        return self._sum("activation_read_bytes")
+        return self.totals.activation_read_bytes
 
     @property
     def weight_read_bytes(self) -> int:
-        return self._sum("weight_read_bytes")
+        return self.totals.weight_read_bytes
 
     @property
     def write_bytes(self) -> int:
-        return self._sum("write_bytes")
+        return self.totals.write_bytes
 
     @property
     def memory_access_bytes(self) -> int:
@@ -307,6 +361,7 @@ def analyze(graph: Graph) -> Analysis:
                 note=note,
                 flops_min=cost.flops_min if cost.flops_min is not None else flops,
                 flops_max=cost.flops_max if cost.flops_max is not None else flops,
+                dtype=node_dtype(node),
             )
         )
 

@@ -18,6 +18,23 @@ model it cannot measure should raise a :class:`~nascost.predictors.errors.Nascos
 (the sample is skipped and counted as failed); any other exception ends the calibration.
 ``kernels`` is a sequence of :class:`~nascost.predictors.features.KernelRecord` or the raw
 onnxruntime profile events.
+
+**What the predictor is trained on.** The first value ``measure_fn`` returns is the one
+latency per (model, batch size) the learned predictor learns; it should be the most
+stable statistic the runner gives. On this shared CPU that is a median over a window of
+runs, and the *lowest* of several window medians resists other processes' load (they
+only ever add time); means and p90 wander more. The statistic's name and the measurement
+settings (threads, graph optimization level, windows, ...) are recorded in the artifact's
+``metadata.json`` under ``"measurement"``: pass them as ``timing_statistic`` and
+``measurement_settings``, or set them as attributes of the same names on ``measure_fn``
+(explicit arguments win). Without either, the statistic is recorded as
+``"p50_ms (as returned by measure_fn; not described)"``.
+
+Model sizes are drawn log-uniformly (see
+:func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
+(default 5 GMACs, a small share above 1 GMAC), and when the cap allows, the first
+held-out ``resnet50_like`` model is ResNet-50 itself (4.09 GMACs), so the held-out
+figures include one model at that scale.
 """
 
 from __future__ import annotations
@@ -47,15 +64,37 @@ from nascost.predictors.metrics import AccuracyReport, accuracy_report
 from nascost.predictors.roofline import predict_roofline
 from nascost.predictors.sampler import (
     BATCH_DIM,
+    DEFAULT_LARGE_SHARE,
+    DEFAULT_MAX_MACS,
+    DEFAULT_MIN_MACS,
     HELDOUT_FAMILIES,
+    RESNET50_CONFIG,
     TRAIN_FAMILIES,
     ArchitectureSampler,
     ArchSample,
+    resnet50_sample,
 )
 
 logger = logging.getLogger(__name__)
 
 MeasureFn = Callable[[bytes, int], tuple[float, Sequence[Any], bytes | None]]
+UNDESCRIBED_STATISTIC = "p50_ms (as returned by measure_fn; not described)"
+RESNET50_MACS = 4_089_184_256  # torchvision resnet50 at 224 px (FIELD-NOTES); resnet50_sample()'s count
+
+
+def measurement_description(
+    measure_fn: MeasureFn, timing_statistic: str | None, measurement_settings: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What each training latency is: the statistic's name and the measurement settings.
+
+    Explicit arguments win over ``measure_fn``'s attributes ``timing_statistic`` and
+    ``measurement_settings``.
+    """
+    stat = timing_statistic or getattr(measure_fn, "timing_statistic", None) or UNDESCRIBED_STATISTIC
+    settings = measurement_settings
+    if settings is None:
+        settings = getattr(measure_fn, "measurement_settings", None)
+    return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
 
 
@@ -86,6 +125,8 @@ class CalibrationReport:
     # held-out measurements used to choose among the learned variants (not in the figures)
     n_validation: int = 0
     selected_predictor: str = "learned_roofline_prior"
+    # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
+    measurement: dict[str, Any] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
     artifact_path: Path | None = None
 
@@ -104,6 +145,7 @@ class CalibrationReport:
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
             "interval_coverage": dict(self.interval_coverage),
+            "measurement": dict(self.measurement),
             "artifact_path": str(self.artifact_path) if self.artifact_path else None,
         }
 
@@ -251,9 +293,13 @@ def calibrate(
     heldout_fraction: float = 0.25,
     source_predictor: LatencyPredictor | None = None,
     data_dir: Path | str | None = None,
-    max_macs_per_example: float = 300e6,
+    max_macs_per_example: float = DEFAULT_MAX_MACS,
     train_families: Sequence[str] = TRAIN_FAMILIES,
     variants: bool = True,
+    min_macs_per_example: float = DEFAULT_MIN_MACS,
+    large_share: float = DEFAULT_LARGE_SHARE,
+    timing_statistic: str | None = None,
+    measurement_settings: Mapping[str, Any] | None = None,
 ) -> CalibrationReport:
     """Calibrate the learned latency predictor of ``device`` within ``budget_s`` seconds.
 
@@ -269,6 +315,13 @@ def calibrate(
             few-shot adaptation accuracy vs k on this device.
         data_dir: when given, the fitted predictor is saved there as a new version.
         variants: also fit and report learned variants without the kernel model.
+        max_macs_per_example: size cap of sampled models (MACs per batch element).
+        min_macs_per_example: low end of the log-uniform size range.
+        large_share: share of sampled sizes aimed above 1 GMAC (when the cap is above it).
+        timing_statistic: what ``measure_fn``'s latency is (e.g. "lowest of 3 window
+            medians"); recorded in the artifact metadata.
+        measurement_settings: how it measured (threads, optimization level, windows, ...);
+            recorded in the artifact metadata.
     """
     if budget_s <= 0:
         raise InvalidRequestError("budget_s must be > 0")
@@ -281,13 +334,28 @@ def calibrate(
     # 1. held-out families
     heldout: list[TrainingExample] = []
     held_model: list[int] = []  # which held-out model each measurement is of
-    hs = ArchitectureSampler(seed + 1_000_003, families=HELDOUT_FAMILIES, max_macs_per_example=max_macs_per_example)
+    measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
+    min_macs = min(min_macs_per_example, max_macs_per_example)
+    hs = ArchitectureSampler(
+        seed + 1_000_003,
+        families=HELDOUT_FAMILIES,
+        max_macs_per_example=max_macs_per_example,
+        min_macs_per_example=min_macs,
+        large_share=large_share,
+    )
+    # one held-out model at ResNet-50's own scale when the cap allows it
+    reference_pending = max_macs_per_example >= RESNET50_MACS
     held_deadline = start + budget_s * heldout_fraction
     i = 0
     while time.monotonic() < held_deadline or len(heldout) < 2 * len(batch_sizes):
         if run.time_left() <= 0 and (len(heldout) >= 2 * len(batch_sizes) or run.failed >= 20):
             break
-        sample = hs.sample(HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)])
+        family = HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)]
+        if reference_pending and family == "resnet50_like":
+            sample = resnet50_sample(seed)
+            reference_pending = False
+        else:
+            sample = hs.sample(family)
         i += 1
         for b in batch_sizes:
             m = run.measure(sample, b, "heldout")
@@ -298,7 +366,13 @@ def calibrate(
             break
 
     # 2. explore, 3. adapt
-    sampler = ArchitectureSampler(seed, families=train_families, max_macs_per_example=max_macs_per_example)
+    sampler = ArchitectureSampler(
+        seed,
+        families=train_families,
+        max_macs_per_example=max_macs_per_example,
+        min_macs_per_example=min_macs,
+        large_share=large_share,
+    )
     train: list[TrainingExample] = []
     explore_until = time.monotonic() + max(0.0, run.time_left()) * 0.5
     weights: list[float] | None = None
@@ -403,6 +477,7 @@ def calibrate(
         few_shot=few,
         train_families=fam_counts,
         interval_coverage=coverage,
+        measurement=measurement,
         predictor=learned,
     )
     if data_dir is not None:
@@ -416,6 +491,13 @@ def calibrate(
                 "heldout_families": list(HELDOUT_FAMILIES),
                 "seed": seed,
                 "selected_variant": selected,
+                "measurement": measurement,
+                "sampler": {
+                    "max_macs_per_example": max_macs_per_example,
+                    "min_macs_per_example": min_macs,
+                    "large_share": large_share,
+                    "resnet50_reference": RESNET50_CONFIG if max_macs_per_example >= RESNET50_MACS else None,
+                },
             },
         )
     report.elapsed_s = time.monotonic() - start

@@ -195,6 +195,11 @@ def kernels_from_profile(events: Iterable[Mapping[str, Any]], *, skip_runs: int 
     return out
 
 
+def _dims(t: Any) -> tuple[int, ...]:
+    """A known tensor's shape as ints."""
+    return tuple(int(d or 0) for d in (t.shape or ()))
+
+
 def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
     """The kernels onnxruntime's CPU provider would run for ``graph``, approximately.
 
@@ -203,10 +208,15 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
     metadata-only ops (the runtime folds them away).
     """
     consumers: dict[str, int] = {}
-    for n in graph.nodes:
-        for t in n.inputs:
-            if t is not None:
-                consumers[t.name] = consumers.get(t.name, 0) + 1
+    users: dict[str, list[Any]] = {}  # tensor -> the nodes reading it (one entry per read)
+    producer_of: dict[str, Any] = {}
+    for gn in graph.nodes:
+        for ti in gn.inputs:
+            if ti is not None:
+                consumers[ti.name] = consumers.get(ti.name, 0) + 1
+                users.setdefault(ti.name, []).append(gn)
+        for to in gn.outputs:
+            producer_of[to.name] = gn
     out_names = {t.name for t in graph.outputs}
     conv_of: dict[str, str] = {}  # tensor -> the Conv kernel that produces it (after folding)
     for n in graph.nodes:
@@ -215,7 +225,6 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 conv_of[t.name] = n.name
     folded: set[str] = set()
     fused_ops: dict[str, list[str]] = {}
-    producer_of = {t.name: n for n in graph.nodes for t in n.outputs}
     extra_inputs: dict[str, list[tuple[int, ...]]] = {}
     final_out: dict[str, tuple[tuple[int, ...], ...]] = {}
     for n in graph.nodes:
@@ -236,18 +245,18 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             fused_ops.setdefault(conv, []).append(n.op_type)
             if n.op_type == "Add":
                 extra_inputs.setdefault(conv, []).extend(
-                    tuple(o.shape)
+                    _dims(o)
                     for o in n.inputs
-                    if o is not None and o.name != t.name and o.known  # type: ignore[arg-type]
+                    if o is not None and o.name != t.name and o.known
                 )
-            final_out[conv] = tuple(tuple(o.shape) for o in n.outputs if o.known)  # type: ignore[arg-type]
+            final_out[conv] = tuple(_dims(o) for o in n.outputs if o.known)
             for o in n.outputs:
                 conv_of[o.name] = conv
             break
     fused_count = {k: len(v) for k, v in fused_ops.items()}
     rename: dict[str, str] = {}
-    _fold_gelu_and_matmul(graph, consumers, out_names, folded, fused_count, final_out, rename)
-    nchwc = _nchwc_nodes(graph, folded, conv_of)
+    _fold_gelu_and_matmul(graph, consumers, out_names, folded, fused_count, final_out, rename, producer_of, users)
+    nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of)
     recs = []
     reordered_in: set[str] = set()
     reordered_out: set[str] = set()
@@ -260,12 +269,12 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
         if n.name in nchwc and n.op_type == "Conv":
             x = n.inputs[0]
             src = _effective_producer(x.name, conv_of, producer_of) if x is not None else None
-            cin = x.shape[1] if x is not None and x.shape and len(x.shape) > 1 else 0
+            cin = (x.shape[1] or 0) if x is not None and x.shape and len(x.shape) > 1 else 0
             if x is not None and x.known and src not in nchwc and cin >= _NCHWC_BLOCK and x.name not in reordered_in:
                 reordered_in.add(x.name)
-                recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (tuple(x.shape),), (tuple(x.shape),)))  # type: ignore[arg-type]
-        in_shapes = tuple(tuple(t.shape) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))  # type: ignore[arg-type]
-        out_shapes = final_out.get(n.name) or tuple(tuple(t.shape) for t in n.outputs if t.known)  # type: ignore[arg-type]
+                recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (_dims(x),), (_dims(x),)))
+        in_shapes = tuple(_dims(t) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))
+        out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
         recs.append(
             KernelRecord(
                 n.name,
@@ -275,7 +284,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 None,
                 fused_count.get(n.name, 0),
                 n.name in nchwc,
-            )  # type: ignore[arg-type]
+            )
         )
         if n.name not in nchwc:
             for t in ins:
@@ -286,8 +295,8 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 ):
                     reordered_out.add(t.name)
                     recs.append(
-                        KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (tuple(t.shape),), (tuple(t.shape),))
-                    )  # type: ignore[arg-type]
+                        KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (_dims(t),), (_dims(t),))
+                    )
     return recs
 
 
@@ -304,10 +313,11 @@ def _effective_producer(tensor: str, conv_of: Mapping[str, str], producer_of: Ma
 _NCHWC_FOLLOWERS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
 
 
-def _nchwc_nodes(graph: Graph, folded: set[str], conv_of: Mapping[str, str]) -> set[str]:
+def _nchwc_nodes(
+    graph: Graph, folded: set[str], conv_of: Mapping[str, str], producer: Mapping[str, Any]
+) -> set[str]:
     """Nodes onnxruntime's NCHWc transformer would run in the blocked layout (AVX-512 block 16)."""
     out: set[str] = set()
-    producer = {t.name: n for n in graph.nodes for t in n.outputs}
     for n in graph.nodes:
         if n.op_type == "Conv" and len(n.inputs) > 1 and n.inputs[1] is not None and n.inputs[1].shape:
             w = n.inputs[1].shape
@@ -334,14 +344,10 @@ def _fold_gelu_and_matmul(
     fused_count: dict[str, int],
     final_out: dict[str, tuple[tuple[int, ...], ...]],
     rename: dict[str, str],
+    producer: Mapping[str, Any],
+    users: Mapping[str, list[Any]],
 ) -> None:
     """Erf-based GELU (+ a bias Add before it) -> one Gelu/BiasGelu kernel; MatMul + scale/Transpose -> FusedMatMul."""
-    producer = {t.name: n for n in graph.nodes for t in n.outputs}
-    users: dict[str, list[Any]] = {}
-    for n in graph.nodes:
-        for t in n.inputs:
-            if t is not None:
-                users.setdefault(t.name, []).append(n)
     for n in graph.nodes:
         if n.op_type != "Erf" or n.name in folded or not n.inputs or n.inputs[0] is None:
             continue
@@ -361,7 +367,7 @@ def _fold_gelu_and_matmul(
             folded.add(g.name)
         fused_count[n.name] = len(group)
         rename[n.name] = "Gelu"
-        final_out[n.name] = tuple(tuple(o.shape) for o in final[0].outputs if o.known)  # type: ignore[arg-type]
+        final_out[n.name] = tuple(_dims(o) for o in final[0].outputs if o.known)
         bias = producer.get(x.name)
         if (
             bias is not None
@@ -391,7 +397,7 @@ def _fold_gelu_and_matmul(
             folded.add(u[0].name)
             fused_count[n.name] = fused_count.get(n.name, 0) + 1
             rename[n.name] = "FusedMatMul"
-            final_out[n.name] = tuple(tuple(o.shape) for o in u[0].outputs if o.known)  # type: ignore[arg-type]
+            final_out[n.name] = tuple(_dims(o) for o in u[0].outputs if o.known)
 
 
 KERNEL_FEATURES: tuple[str, ...] = (
@@ -422,63 +428,96 @@ KERNEL_FEATURES: tuple[str, ...] = (
 )
 
 
-def kernel_features(rec: KernelRecord, node: NodeResult | None = None) -> dict[str, float]:
-    """Features of one kernel. ``node`` (the optimized graph's result of the same name) is optional."""
+_KIDX: dict[str, int] = {k: i for i, k in enumerate(KERNEL_FEATURES)}
+# columns holding log1p(max(v, 0)) of a raw count (applied to the whole matrix at once)
+_KLOG_COLS = np.asarray([i for i, k in enumerate(KERNEL_FEATURES) if k.startswith("log_")], dtype=np.intp)
+_CAT_COL: dict[str, int] = {c: _KIDX[f"cat_{c}"] for c in CATEGORIES}
+
+
+def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None) -> list[float]:
+    """One kernel's features in :data:`KERNEL_FEATURES` order, ``log_*`` columns still raw."""
     ins = rec.input_shapes
     outs = rec.output_shapes
+    prod = math.prod
     out0 = outs[0] if outs else ()
-    out_elems = sum(_numel(s) for s in outs)
-    in_elems = sum(_numel(s) for s in ins)
-    f: dict[str, float] = dict.fromkeys(KERNEL_FEATURES, 0.0)
+    out_elems = sum(prod(s) for s in outs)
+    in_elems = sum(prod(s) for s in ins)
+    row = [0.0] * len(KERNEL_FEATURES)
+    ix = _KIDX
     macs = 0
     weight_elems = 0
     depthwise = False
-    base = rec.op_type[5:] if rec.op_type.startswith("Fused") else rec.op_type
+    op = rec.op_type
+    fused_prefix = op.startswith("Fused")
+    base = op[5:] if fused_prefix else op
     if base == "Conv" and len(ins) >= 2 and len(ins[0]) >= 3 and len(ins[1]) == len(ins[0]):
         x, w = ins[0], ins[1]
         groups = max(1, x[1] // max(w[1], 1))
         depthwise = w[1] == 1 and groups > 1
-        k = math.prod(w[2:])
-        macs = _numel(out0) * w[1] * k
-        weight_elems = _numel(w)
-        f["conv_kernel"] = float(w[2]) if len(w) > 2 else 1.0
-        f["conv_stride"] = float(x[2] / out0[2]) if len(out0) > 2 and out0[2] else 1.0
-        f["log_conv_cin"] = _log(x[1])
-        f["log_conv_cout"] = _log(w[0])
-        f["log_conv_groups"] = _log(groups)
-        f["log_conv_out_hw"] = _log(_numel(out0[2:]))
+        macs = prod(out0) * w[1] * prod(w[2:])
+        weight_elems = prod(w)
+        row[ix["conv_kernel"]] = float(w[2]) if len(w) > 2 else 1.0
+        row[ix["conv_stride"]] = float(x[2] / out0[2]) if len(out0) > 2 and out0[2] else 1.0
+        row[ix["log_conv_cin"]] = x[1]
+        row[ix["log_conv_cout"]] = w[0]
+        row[ix["log_conv_groups"]] = groups
+        row[ix["log_conv_out_hw"]] = prod(out0[2:])
     elif base in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
         a, b = ins[0], ins[1]
         kdim = a[-1]
         n_ = b[0] if base == "Gemm" and b and len(b) == 2 and b[0] != kdim else b[-1]
-        m_ = _numel(a[:-1])
-        macs = _numel(out0) * kdim if out0 else m_ * kdim * n_
-        weight_elems = _numel(b)
-        f["log_mm_m"] = _log(a[-2] if len(a) >= 2 else 1)
-        f["log_mm_k"] = _log(kdim)
-        f["log_mm_n"] = _log(n_)
-        f["log_mm_batch"] = _log(_numel(out0[:-2]) if len(out0) > 2 else 1)
+        macs = prod(out0) * kdim if out0 else prod(a[:-1]) * kdim * n_
+        weight_elems = prod(b)
+        row[ix["log_mm_m"]] = a[-2] if len(a) >= 2 else 1
+        row[ix["log_mm_k"]] = kdim
+        row[ix["log_mm_n"]] = n_
+        row[ix["log_mm_batch"]] = prod(out0[:-2]) if len(out0) > 2 else 1
     flops = 2 * macs + out_elems
     mem_bytes = 4 * (in_elems + out_elems)
     if node is not None:
         flops = max(flops, node.flops)
         mem_bytes = node.memory_access_bytes or mem_bytes
-    cat = op_category(rec.op_type, depthwise=depthwise)
-    f[f"cat_{cat}"] = 1.0
-    f["log_macs"] = _log(macs)
-    f["log_flops"] = _log(flops)
-    f["log_in_elems"] = _log(in_elems)
-    f["log_weight_elems"] = _log(weight_elems)
-    f["log_out_elems"] = _log(out_elems)
-    f["log_bytes"] = _log(mem_bytes)
-    f["arith_intensity"] = flops / mem_bytes if mem_bytes else 0.0
-    f["n_inputs"] = float(len(ins))
-    f["fused"] = float(rec.fused + (1 if rec.op_type.startswith("Fused") else 0))
-    f["out_rank"] = float(len(out0))
-    f["log_last_dim"] = _log(out0[-1]) if out0 else 0.0
-    f["blocked_layout"] = float(rec.blocked)
-    f["channels_mod16"] = float(out0[1] % 16) if len(out0) == 4 else -1.0
-    return f
+    cat = _CATEGORY.get(base, "other")
+    if cat == "conv" and depthwise:
+        cat = "conv_depthwise"
+    row[_CAT_COL[cat]] = 1.0
+    row[ix["log_macs"]] = macs
+    row[ix["log_flops"]] = flops
+    row[ix["log_in_elems"]] = in_elems
+    row[ix["log_weight_elems"]] = weight_elems
+    row[ix["log_out_elems"]] = out_elems
+    row[ix["log_bytes"]] = mem_bytes
+    row[ix["arith_intensity"]] = flops / mem_bytes if mem_bytes else 0.0
+    row[ix["n_inputs"]] = float(len(ins))
+    row[ix["fused"]] = float(rec.fused + (1 if fused_prefix else 0))
+    row[ix["out_rank"]] = float(len(out0))
+    row[ix["log_last_dim"]] = out0[-1] if out0 else 0.0
+    row[ix["blocked_layout"]] = float(rec.blocked)
+    row[ix["channels_mod16"]] = float(out0[1] % 16) if len(out0) == 4 else -1.0
+    return row
+
+
+def kernel_matrix(
+    recs: Sequence[KernelRecord], nodes: Sequence[NodeResult | None] | None = None, *, dtype: Any = np.float32
+) -> np.ndarray:
+    """Features of many kernels at once: a ``(len(recs), len(KERNEL_FEATURES))`` matrix.
+
+    The same values as :func:`kernel_features` row by row (one implementation), with the
+    ``log1p`` of the count columns taken on the whole matrix.
+    """
+    if nodes is None:
+        rows = [_kernel_raw_row(r, None) for r in recs]
+    else:
+        rows = [_kernel_raw_row(r, n) for r, n in zip(recs, nodes, strict=True)]
+    m = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(KERNEL_FEATURES))
+    m[:, _KLOG_COLS] = np.log1p(np.maximum(m[:, _KLOG_COLS], 0.0))
+    return m.astype(dtype, copy=False)
+
+
+def kernel_features(rec: KernelRecord, node: NodeResult | None = None) -> dict[str, float]:
+    """Features of one kernel. ``node`` (the optimized graph's result of the same name) is optional."""
+    row = kernel_matrix([rec], [node], dtype=np.float64)[0]
+    return {k: float(v) for k, v in zip(KERNEL_FEATURES, row, strict=True)}
 
 
 # --------------------------------------------------------------------------- graphs

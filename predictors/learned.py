@@ -44,12 +44,11 @@ from nascost.predictors.features import (
     KERNEL_FEATURES,
     KernelRecord,
     graph_features,
-    kernel_features,
+    kernel_matrix,
     pseudo_kernels,
     to_matrix,
 )
 from nascost.predictors.graph import Graph
-from nascost.predictors.roofline import predict_roofline
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +208,32 @@ class LatencyEstimate:
     roofline_ms: float
 
 
+def roofline_ms(analysis: Analysis, device: Device) -> tuple[float, float]:
+    """(latency_ms, compute_bound_fraction) of :func:`~nascost.predictors.roofline.predict_roofline`
+    with each node at its own dtype (``NodeResult.dtype``), without building per-node records."""
+    spec = device.spec
+    inv_bw = 1.0 / spec.memory_bandwidth_bytes_per_s
+    overhead = spec.per_op_overhead_s
+    inv_peak: dict[str, float] = {}
+    body = compute = total = 0.0
+    for n in analysis.nodes:
+        ip = inv_peak.get(n.dtype)
+        if ip is None:
+            ip = inv_peak[n.dtype] = 1.0 / spec.peak_for(n.dtype)
+        mem = n.activation_read_bytes + n.weight_read_bytes + n.write_bytes
+        c = n.flops * ip
+        m = mem * inv_bw
+        t = c if c >= m else m
+        body += t
+        if c >= m and c > 0:
+            compute += t
+        if n.flops > 0 or mem > 0:
+            total += t + overhead
+        else:
+            total += t
+    return 1e3 * total, (compute / body if body > 0 else 0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     graph_rows: list[dict[str, float]]
@@ -249,47 +274,54 @@ class LatencyPredictor:
     def _prepare(self, items: Sequence[tuple[Graph, Analysis, int]]) -> _Prepared:
         rows = []
         priors, ksums, roofs = [], [], []
+        kernel_model = getattr(self, "kernel_model_", None)
         for graph, analysis, batch in items:
-            roof = predict_roofline(analysis, self.device)
+            roof_ms, roof_frac = roofline_ms(analysis, self.device)
             ksum = 0.0
             pk = pseudo_kernels(graph)
-            if getattr(self, "kernel_model_", None) is not None and pk:
-                assert self.kernel_model_ is not None
-                kx = to_matrix([kernel_features(k) for k in pk], KERNEL_FEATURES)
-                ksum = float(self.kernel_model_.predict(kx).sum()) / 1e3
+            if kernel_model is not None and pk:
+                # repeated blocks give identical kernels: predict each distinct one once
+                uniq: dict[tuple[Any, ...], list[Any]] = {}
+                for k in pk:
+                    key = (k.op_type, k.input_shapes, k.output_shapes, k.fused, k.blocked)
+                    entry = uniq.get(key)
+                    if entry is None:
+                        uniq[key] = [k, 1]
+                    else:
+                        entry[1] += 1
+                us = kernel_model.predict(kernel_matrix([v[0] for v in uniq.values()]))
+                ksum = float(np.dot(us, np.asarray([v[1] for v in uniq.values()], dtype=np.float64))) / 1e3
             rows.append(
                 graph_features(
                     analysis,
                     graph=graph,
                     batch_size=batch,
-                    roofline_ms=roof.latency_ms,
-                    roofline_compute_fraction=roof.compute_bound_fraction,
+                    roofline_ms=roof_ms,
+                    roofline_compute_fraction=roof_frac,
                     kernel_sum_ms=ksum,
                     n_kernels=len(pk),
                 )
             )
-            if self.prior == "kernels" and getattr(self, "kernel_model_", None) is not None:
+            if self.prior == "kernels" and kernel_model is not None:
                 prior = ksum
             elif self.prior in ("roofline", "kernels"):
-                prior = roof.latency_ms
+                prior = roof_ms
             else:
                 prior = 1.0
             priors.append(max(prior, 1e-6))
             ksums.append(ksum)
-            roofs.append(roof.latency_ms)
+            roofs.append(roof_ms)
         return _Prepared(rows, np.asarray(priors), np.asarray(ksums), np.asarray(roofs))
 
     def fit(self, examples: Sequence[TrainingExample]) -> LatencyPredictor:
         if len(examples) < 2:
             raise InvalidRequestError(f"need at least 2 measured examples to fit, got {len(examples)}")
-        kernel_rows = [
-            kernel_features(k) for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0
-        ]
-        kernel_y = [k.latency_us for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0]
+        timed = [k for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0]
+        kernel_y = [k.latency_us for k in timed]
         self.kernel_model_ = None
-        if self.use_kernels and len(kernel_rows) >= 20:
+        if self.use_kernels and len(timed) >= 20:
             self.kernel_model_ = KernelLatencyRegressor(random_state=self.random_state).fit(
-                to_matrix(kernel_rows, KERNEL_FEATURES), np.asarray(kernel_y)
+                kernel_matrix(timed), np.asarray(kernel_y)
             )
         prep = self._prepare([(e.graph, e.analysis, e.batch_size) for e in examples])
         y = np.asarray([e.measured_ms for e in examples], dtype=np.float64)
@@ -299,7 +331,7 @@ class LatencyPredictor:
         self.log_scale_ = 0.0
         self.interval_scale_ = 1.0
         self.n_train_ = len(examples)
-        self.n_train_kernels_ = len(kernel_rows)
+        self.n_train_kernels_ = len(timed)
         self.train_digest_ = training_digest(examples)
         return self
 

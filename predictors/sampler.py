@@ -82,6 +82,7 @@ class ArchSample:
 @dataclass
 class _Builder:
     rng: np.random.Generator
+    dry: bool = False  # count MACs only: no weight values, no model (for size screening)
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     inits: list[onnx.TensorProto] = field(default_factory=list)
     macs: int = 0
@@ -92,6 +93,8 @@ class _Builder:
         return f"{prefix}_{self._n}"
 
     def weight(self, shape: Sequence[int], fan_in: int | None = None) -> str:
+        if self.dry:
+            return self.name("w")
         fan = fan_in or (int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0]))
         arr = (self.rng.standard_normal(tuple(shape), dtype=np.float32) / math.sqrt(max(fan, 1))).astype(np.float32)
         n = self.name("w")
@@ -201,6 +204,8 @@ class _Builder:
         return x
 
     def model(self, out: str, input_shape: Sequence[int], name: str) -> onnx.ModelProto:
+        if self.dry:
+            return onnx.ModelProto()
         x = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, *input_shape])
         y = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
         g = helper.make_graph(self.nodes, name, [x], [y], self.inits)
@@ -276,7 +281,7 @@ def _cnn_block(
     raise ValueError(kind)
 
 
-def _build_cnn(family: str, rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+def _build_cnn(family: str, rng: np.random.Generator, dry: bool = False) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
     kind = _CNN_KINDS[family]
     cfg: dict[str, Any] = {
         "resolution": int(_pick(rng, [32, 48, 64, 96, 112, 128, 160, 192, 224])),
@@ -293,7 +298,7 @@ def _build_cnn(family: str, rng: np.random.Generator) -> tuple[onnx.ModelProto, 
         "classes": int(_pick(rng, [10, 100, 1000])),
         "stem": str(_pick(rng, ["conv3s2", "conv3s2", "conv3s2_maxpool", "conv7s2_maxpool", "patchify4", "conv3s1"])),
     }
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     hw = cfg["resolution"]
     c = cfg["width"]
     stem = cfg["stem"]
@@ -317,7 +322,7 @@ def _build_cnn(family: str, rng: np.random.Generator) -> tuple[onnx.ModelProto, 
 
 
 def _build_transformer(
-    family: str, rng: np.random.Generator
+    family: str, rng: np.random.Generator, dry: bool = False
 ) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
     d = int(_pick(rng, [32, 64, 96, 128, 192, 256, 384]))
     heads = int(_pick(rng, [h for h in (1, 2, 4, 6, 8) if d % h == 0 and d // h >= 16]))
@@ -333,7 +338,7 @@ def _build_transformer(
         "grid": int(_pick(rng, [4, 7, 8, 14, 16])),
         "head": str(_pick(rng, ["none", "mean"])),
     }
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     x = INPUT_NAME
     if cfg["embed"] == "patch":
         p, grid = cfg["patch"], cfg["grid"]
@@ -367,13 +372,18 @@ def _build_transformer(
 # --------------------------------------------------------------------------- held-out families
 
 
-def _build_resnet50_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
-    cfg: dict[str, Any] = {
-        "resolution": int(_pick(rng, [64, 96, 128, 160])),
-        "base": int(_pick(rng, [8, 16, 24])),
+RESNET50_CONFIG: dict[str, Any] = {"resolution": 224, "base": 64, "stage_blocks": [3, 4, 6, 3]}  # torchvision's: 4.09 GMACs
+
+
+def _build_resnet50_like(
+    rng: np.random.Generator, dry: bool = False, cfg: dict[str, Any] | None = None
+) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+    cfg = dict(cfg) if cfg is not None else {
+        "resolution": int(_pick(rng, [64, 96, 128, 160, 192, 224])),
+        "base": int(_pick(rng, [8, 16, 24, 32, 48, 64])),
         "stage_blocks": [int(v) for v in _pick(rng, [(1, 1, 1, 1), (1, 2, 2, 1), (2, 2, 2, 2), (3, 4, 6, 3)])],
     }
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     hw = cfg["resolution"]
     c = cfg["base"]
     x, hw = b.conv(INPUT_NAME, 3, c, 7, hw, stride=2)
@@ -400,7 +410,7 @@ def _build_resnet50_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dic
     return b.model(x, shape, "resnet50_like"), cfg, shape, b.macs
 
 
-def _build_mobilenetv2_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+def _build_mobilenetv2_like(rng: np.random.Generator, dry: bool = False) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
     mult = float(_pick(rng, [0.35, 0.5, 0.75, 1.0]))
     cfg: dict[str, Any] = {"resolution": int(_pick(rng, [96, 128, 160, 192, 224])), "width_mult": mult}
     settings = [
@@ -416,7 +426,7 @@ def _build_mobilenetv2_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, 
     def ch(v: float) -> int:
         return max(8, int(v * mult + 4) // 8 * 8)
 
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     hw = cfg["resolution"]
     c = ch(32)
     x, hw = b.conv(INPUT_NAME, 3, c, 3, hw, stride=2)
@@ -444,7 +454,7 @@ def _build_mobilenetv2_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, 
     return b.model(x, shape, "mobilenetv2_like"), cfg, shape, b.macs
 
 
-def _build_vit_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+def _build_vit_like(rng: np.random.Generator, dry: bool = False) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
     d = int(_pick(rng, [64, 128, 192, 256]))
     cfg: dict[str, Any] = {
         "resolution": int(_pick(rng, [64, 96, 112, 128])),
@@ -454,7 +464,7 @@ def _build_vit_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str
         "depth": int(rng.integers(2, 7)),
         "mlp_ratio": 4,
     }
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     p = cfg["patch"]
     x, hw = b.conv(INPUT_NAME, 3, d, p, cfg["resolution"], stride=p, pad=0)
     s = hw * hw
@@ -472,13 +482,13 @@ def _build_vit_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str
     return b.model(x, shape, "vit_like"), cfg, shape, b.macs
 
 
-def _build_convnext_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
+def _build_convnext_like(rng: np.random.Generator, dry: bool = False) -> tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]:
     cfg: dict[str, Any] = {
         "resolution": int(_pick(rng, [64, 96, 128, 160])),
         "base": int(_pick(rng, [16, 24, 32, 48])),
         "stage_blocks": [int(v) for v in _pick(rng, [(1, 1, 1, 1), (1, 1, 3, 1), (2, 2, 2, 2), (3, 3, 9, 3)])],
     }
-    b = _Builder(rng)
+    b = _Builder(rng, dry)
     hw = cfg["resolution"]
     c = cfg["base"]
     x, hw = b.conv(INPUT_NAME, 3, c, 4, hw, stride=4, pad=0)
@@ -498,7 +508,7 @@ def _build_convnext_like(rng: np.random.Generator) -> tuple[onnx.ModelProto, dic
     return b.model(x, shape, "convnext_like"), cfg, shape, b.macs
 
 
-_BUILDERS: dict[str, Callable[[np.random.Generator], tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]]] = {
+_BUILDERS: dict[str, Callable[[np.random.Generator, bool], tuple[onnx.ModelProto, dict[str, Any], tuple[int, ...], int]]] = {
     **{f: functools.partial(_build_cnn, f) for f in _CNN_KINDS},
     **{
         f: functools.partial(_build_transformer, f)
@@ -511,42 +521,112 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], tuple[onnx.ModelProto, dict
 }
 
 
-def build(family: str, seed: int, *, max_macs_per_example: float = 300e6, max_tries: int = 50) -> ArchSample:
-    """One model of ``family``, deterministic in ``seed``; redrawn until it is under the MACs cap."""
+DEFAULT_MIN_MACS = 1e6
+DEFAULT_MAX_MACS = 5e9
+LARGE_MACS = 1e9  # models above this take 30-100 ms per run on this CPU
+DEFAULT_LARGE_SHARE = 0.08
+
+
+def build(
+    family: str,
+    seed: int,
+    *,
+    max_macs_per_example: float = DEFAULT_MAX_MACS,
+    max_tries: int = 50,
+    target_macs: float | None = None,
+) -> ArchSample:
+    """One model of ``family``, deterministic in ``seed``.
+
+    Without ``target_macs``: the first draw under ``max_macs_per_example`` (else the
+    smallest draw). With it: the first draw within a factor 2 of ``target_macs`` and under
+    the cap, else the draw under the cap nearest to it in log-MACs. Draws are screened by
+    a dry build (MACs counted, no weights generated); only the chosen one is built.
+    """
     fn = _BUILDERS.get(family)
     if fn is None:
         raise InvalidRequestError(f"unknown family {family!r}; known: {sorted(_BUILDERS)}")
-    best: ArchSample | None = None
+    best: tuple[float, int] | None = None  # (score, attempt)
+    chosen: int | None = None
     for attempt in range(max_tries):
-        rng = np.random.default_rng([seed, attempt])
-        model, cfg, shape, macs = fn(rng)
-        s = ArchSample(family, cfg, model, shape, int(macs), seed)
-        if macs <= max_macs_per_example:
-            return s
-        if best is None or macs < best.macs_per_example:
-            best = s
-    assert best is not None
-    return best
+        _, _, _, macs = fn(np.random.default_rng([seed, attempt]), True)
+        under = macs <= max_macs_per_example
+        if target_macs is None:
+            if under:
+                chosen = attempt
+                break
+            score = float(macs)
+        else:
+            dist = abs(math.log(max(macs, 1) / target_macs))
+            if under and dist <= math.log(2.0):
+                chosen = attempt
+                break
+            score = dist if under else 1e6 + float(macs)  # over the cap: only when nothing fits
+        if best is None or score < best[0]:
+            best = (score, attempt)
+    if chosen is None:
+        assert best is not None
+        chosen = best[1]
+    model, cfg, shape, macs = fn(np.random.default_rng([seed, chosen]), False)
+    return ArchSample(family, cfg, model, shape, int(macs), seed)
+
+
+def resnet50_sample(seed: int = 0) -> ArchSample:
+    """A ``resnet50_like`` model at ResNet-50's own size (224 px, width 64, 3-4-6-3 blocks)."""
+    model, cfg, shape, macs = _build_resnet50_like(np.random.default_rng([seed, 0]), cfg=RESNET50_CONFIG)
+    return ArchSample("resnet50_like", cfg, model, shape, int(macs), seed)
+
+
+def log_uniform_target(
+    u: float, v: float, *, min_macs: float, max_macs: float, large_share: float = DEFAULT_LARGE_SHARE
+) -> float:
+    """A target size (MACs per example) from two uniform draws ``u``, ``v`` in [0, 1).
+
+    Log-uniform over ``[min_macs, min(max_macs, LARGE_MACS)]``; when the cap is above
+    :data:`LARGE_MACS`, a share ``large_share`` of the targets is log-uniform over
+    ``[LARGE_MACS, max_macs]`` instead (large models cost 30-100 ms per run: a small share).
+    """
+    hi = min(max_macs, LARGE_MACS)
+    lo = min(min_macs, hi)
+    if max_macs > LARGE_MACS and v < large_share:
+        return math.exp(math.log(LARGE_MACS) + u * (math.log(max_macs) - math.log(LARGE_MACS)))
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
 class ArchitectureSampler:
-    """Deterministic stream of sampled architectures.
+    """Deterministic stream of sampled architectures, their sizes drawn log-uniformly.
 
     Args:
         seed: the stream's seed; the i-th sample of a family depends only on (seed, family, i).
         families: the families to draw from (default: the training families).
-        max_macs_per_example: models above this are redrawn (keeps measurement cheap).
+        max_macs_per_example: the size cap (MACs per batch element).
+        min_macs_per_example: the low end of the log-uniform size range.
+        large_share: share of draws aimed above :data:`LARGE_MACS` (up to the cap) when the
+            cap is above it; see :func:`log_uniform_target`.
     """
 
     def __init__(
-        self, seed: int = 0, *, families: Sequence[str] = TRAIN_FAMILIES, max_macs_per_example: float = 300e6
+        self,
+        seed: int = 0,
+        *,
+        families: Sequence[str] = TRAIN_FAMILIES,
+        max_macs_per_example: float = DEFAULT_MAX_MACS,
+        min_macs_per_example: float = DEFAULT_MIN_MACS,
+        large_share: float = DEFAULT_LARGE_SHARE,
     ) -> None:
         unknown = [f for f in families if f not in _BUILDERS]
         if unknown or not families:
             raise InvalidRequestError(f"unknown or no families: {unknown}")
+        if not 0 < min_macs_per_example <= max_macs_per_example:
+            raise InvalidRequestError(
+                f"need 0 < min_macs_per_example <= max_macs_per_example, got {min_macs_per_example}, {max_macs_per_example}"
+            )
+        if not 0.0 <= large_share <= 1.0:
+            raise InvalidRequestError(f"large_share must be in [0, 1], got {large_share}")
         self.seed = seed
         self.families = tuple(families)
         self.max_macs_per_example = max_macs_per_example
+        self.min_macs_per_example = min_macs_per_example
+        self.large_share = large_share
         self._rng = np.random.default_rng([seed, 7919])
         self._counts: dict[str, int] = dict.fromkeys(self.families, 0)
 
@@ -562,14 +642,29 @@ class ArchitectureSampler:
             raise InvalidRequestError(f"family {family!r} is not in this sampler's families")
         i = self._counts[family]
         self._counts[family] = i + 1
-        fseed = int(np.random.default_rng([self.seed, self.families.index(family), i]).integers(2**31))
-        return build(family, fseed, max_macs_per_example=self.max_macs_per_example)
+        r = np.random.default_rng([self.seed, self.families.index(family), i])
+        fseed = int(r.integers(2**31))
+        target = log_uniform_target(
+            float(r.random()),
+            float(r.random()),
+            min_macs=self.min_macs_per_example,
+            max_macs=self.max_macs_per_example,
+            large_share=self.large_share,
+        )
+        return build(family, fseed, max_macs_per_example=self.max_macs_per_example, target_macs=target)
 
     def samples(self, n: int) -> list[ArchSample]:
         return [self.sample() for _ in range(n)]
 
 
-def heldout_samples(n_per_family: int, seed: int = 1, *, max_macs_per_example: float = 300e6) -> list[ArchSample]:
+def heldout_samples(
+    n_per_family: int, seed: int = 1, *, max_macs_per_example: float = DEFAULT_MAX_MACS
+) -> list[ArchSample]:
     """``n_per_family`` models of each held-out family, interleaved."""
-    sampler = ArchitectureSampler(seed, families=HELDOUT_FAMILIES, max_macs_per_example=max_macs_per_example)
+    sampler = ArchitectureSampler(
+        seed,
+        families=HELDOUT_FAMILIES,
+        max_macs_per_example=max_macs_per_example,
+        min_macs_per_example=min(DEFAULT_MIN_MACS, max_macs_per_example),
+    )
     return [sampler.sample(f) for _ in range(n_per_family) for f in HELDOUT_FAMILIES]
