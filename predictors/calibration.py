@@ -55,6 +55,7 @@ from nascost.predictors.errors import InvalidRequestError, NascostError
 from nascost.predictors.features import KernelRecord, kernels_from_profile
 from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.learned import (
+    FeatureCache,
     FlopsBaseline,
     LatencyPredictor,
     TrainingExample,
@@ -230,8 +231,15 @@ class _Runner:
         return self.deadline - time.monotonic()
 
 
-def _family_errors(examples: Sequence[TrainingExample], device: Device, seed: int, folds: int = 3) -> dict[str, float]:
-    """Out-of-fold mean |log error| per family of a graph-only predictor (cheap to refit)."""
+def _family_errors(
+    examples: Sequence[TrainingExample],
+    device: Device,
+    seed: int,
+    folds: int = 3,
+    cache: FeatureCache | None = None,
+) -> dict[str, float]:
+    """Out-of-fold mean |log error| per family of a graph-only predictor (cheap to refit;
+    ``cache`` keeps each example's features across the refits)."""
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(examples))
     errs: dict[str, list[float]] = {}
@@ -240,15 +248,23 @@ def _family_errors(examples: Sequence[TrainingExample], device: Device, seed: in
         train = np.setdiff1d(idx, test)
         if len(train) < 4 or len(test) == 0:
             continue
-        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit([examples[i] for i in train])
-        pred = p.predict([examples[i] for i in test])
+        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(
+            [examples[i] for i in train], feature_cache=cache
+        )
+        pred = p.predict([examples[i] for i in test], feature_cache=cache)
         for i, y in zip(test, pred, strict=True):
             e = examples[i]
             errs.setdefault(e.family, []).append(abs(math.log(y / e.measured_ms)))
     return {k: float(np.mean(v)) for k, v in errs.items()}
 
 
-def _cross_validated(examples: Sequence[TrainingExample], device: Device, seed: int, folds: int = 3) -> AccuracyReport:
+def _cross_validated(
+    examples: Sequence[TrainingExample],
+    device: Device,
+    seed: int,
+    folds: int = 3,
+    cache: FeatureCache | None = None,
+) -> AccuracyReport:
     """Out-of-fold accuracy on the training families (in-distribution), graph-level model only."""
     idx = np.random.default_rng(seed).permutation(len(examples))
     y: list[float] = []
@@ -256,8 +272,10 @@ def _cross_validated(examples: Sequence[TrainingExample], device: Device, seed: 
     for f in range(folds):
         test = idx[f::folds]
         train = np.setdiff1d(idx, test)
-        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit([examples[i] for i in train])
-        pred.extend(p.predict([examples[i] for i in test]))
+        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(
+            [examples[i] for i in train], feature_cache=cache
+        )
+        pred.extend(p.predict([examples[i] for i in test], feature_cache=cache))
         y.extend(examples[i].measured_ms for i in test)
     return accuracy_report(y, pred)
 
@@ -297,7 +315,7 @@ def calibrate(
     train_families: Sequence[str] = TRAIN_FAMILIES,
     variants: bool = True,
     min_macs_per_example: float = DEFAULT_MIN_MACS,
-    large_share: float = DEFAULT_LARGE_SHARE,
+    large_share: float | None = None,
     timing_statistic: str | None = None,
     measurement_settings: Mapping[str, Any] | None = None,
 ) -> CalibrationReport:
@@ -317,7 +335,10 @@ def calibrate(
         variants: also fit and report learned variants without the kernel model.
         max_macs_per_example: size cap of sampled models (MACs per batch element).
         min_macs_per_example: low end of the log-uniform size range.
-        large_share: share of sampled sizes aimed above 1 GMAC (when the cap is above it).
+        large_share: share of sampled sizes aimed above 1 GMAC per example (when the cap is
+            above it); default ``DEFAULT_LARGE_SHARE / max(batch_sizes)`` (8 % at batch 1,
+            1 % at batch 8: a large model costs batch times more to measure, and smaller
+            models at the larger batch already reach the same total MACs).
         timing_statistic: what ``measure_fn``'s latency is (e.g. "lowest of 3 window
             medians"); recorded in the artifact metadata.
         measurement_settings: how it measured (threads, optimization level, windows, ...);
@@ -335,6 +356,9 @@ def calibrate(
     heldout: list[TrainingExample] = []
     held_model: list[int] = []  # which held-out model each measurement is of
     measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
+    if large_share is None:
+        large_share = DEFAULT_LARGE_SHARE / max(batch_sizes)
+    cache = FeatureCache()  # features of each measured example, reused by every refit
     min_macs = min(min_macs_per_example, max_macs_per_example)
     hs = ArchitectureSampler(
         seed + 1_000_003,
@@ -380,7 +404,7 @@ def calibrate(
     while run.time_left() > 0 or len(train) < 4 * len(batch_sizes):
         phase = "explore" if time.monotonic() < explore_until or len(train) < 20 else "adapt"
         if phase == "adapt" and len(train) >= next_refit:
-            errs = _family_errors(train, device, seed)
+            errs = _family_errors(train, device, seed, cache=cache)
             floor = 0.02
             weights = [errs.get(f, max(errs.values(), default=0.1)) + floor for f in sampler.families]
             next_refit = len(train) + max(10, len(train) // 4)
@@ -400,7 +424,7 @@ def calibrate(
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
     if progress is not None:
         progress(CalibrationProgress("fit", 1.0, run.n, f"fitting on {len(train)} measurements"))
-    learned = LatencyPredictor(device, random_state=seed).fit(train)
+    learned = LatencyPredictor(device, random_state=seed).fit(train, feature_cache=cache)
     flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
     preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {
         "learned": learned.predict,
@@ -409,9 +433,12 @@ def calibrate(
     }
     candidates = {"learned_roofline_prior": learned}
     if variants:
-        candidates["learned_kernel_sum_prior"] = LatencyPredictor(device, prior="kernels", random_state=seed).fit(train)
-        candidates["learned_no_kernels"] = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(train)
-        candidates["learned_no_prior"] = LatencyPredictor(device, use_kernels=False, prior="none", random_state=seed).fit(train)
+        for name, kw in (
+            ("learned_kernel_sum_prior", {"prior": "kernels"}),
+            ("learned_no_kernels", {"use_kernels": False}),
+            ("learned_no_prior", {"use_kernels": False, "prior": "none"}),
+        ):
+            candidates[name] = LatencyPredictor(device, random_state=seed, **kw).fit(train, feature_cache=cache)  # type: ignore[arg-type]
         for name, cand in candidates.items():
             preds[name] = cand.predict
     # model selection: half of the held-out models (by model, all batch sizes together)
@@ -434,7 +461,7 @@ def calibrate(
         logger.info("calibration: validation MAPE per variant %s; selected %s", scores, selected)
     accuracy = _evaluate(preds, test, batch_sizes) if test else {}
     if variants and len(train) >= 12:
-        accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed)}
+        accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed, cache=cache)}
 
     coverage: dict[str, float] = {}
     if test:

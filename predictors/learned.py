@@ -234,6 +234,60 @@ def roofline_ms(analysis: Analysis, device: Device) -> tuple[float, float]:
     return 1e3 * total, (compute / body if body > 0 else 0.0)
 
 
+def _kernel_sum_ms(kernel_model: KernelLatencyRegressor, kernels: Sequence[KernelRecord]) -> float:
+    """Predicted kernel times summed (ms); repeated blocks give identical kernels, each
+    distinct one is predicted once."""
+    uniq: dict[tuple[Any, ...], list[Any]] = {}
+    for k in kernels:
+        key = (k.op_type, k.input_shapes, k.output_shapes, k.fused, k.blocked)
+        entry = uniq.get(key)
+        if entry is None:
+            uniq[key] = [k, 1]
+        else:
+            entry[1] += 1
+    us = kernel_model.predict(kernel_matrix([v[0] for v in uniq.values()]))
+    return float(np.dot(us, np.asarray([v[1] for v in uniq.values()], dtype=np.float64))) / 1e3
+
+
+@dataclass(frozen=True, slots=True)
+class _BaseFeatures:
+    """What does not depend on fitted models: the roofline prior, the pseudo kernels and
+    the graph features (with ``log_kernel_sum_ms`` = 0)."""
+
+    roofline_ms: float
+    kernels: tuple[KernelRecord, ...]
+    graph_row: dict[str, float]
+
+
+class FeatureCache:
+    """Model-independent features of (graph, analysis, batch) on a device, kept across refits.
+
+    Calibration refits predictors many times on a growing set of the same examples (the
+    adaptive phase's out-of-fold family errors); the pseudo kernels, roofline and graph
+    features of an example do not change between refits. Entries hold their graph and
+    analysis, so the ``id`` keys stay valid while the cache lives.
+    """
+
+    def __init__(self) -> None:
+        self._d: dict[tuple[str, int, int, int], tuple[Graph, Analysis, _BaseFeatures]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, device: Device, graph: Graph, analysis: Analysis, batch: int) -> _BaseFeatures | None:
+        e = self._d.get((device.id, id(graph), id(analysis), batch))
+        if e is None or e[0] is not graph or e[1] is not analysis:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return e[2]
+
+    def put(self, device: Device, graph: Graph, analysis: Analysis, batch: int, base: _BaseFeatures) -> None:
+        self._d[(device.id, id(graph), id(analysis), batch)] = (graph, analysis, base)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     graph_rows: list[dict[str, float]]
@@ -271,37 +325,35 @@ class LatencyPredictor:
     log_scale_: float
 
     # ---- features
-    def _prepare(self, items: Sequence[tuple[Graph, Analysis, int]]) -> _Prepared:
+    def _prepare(
+        self, items: Sequence[tuple[Graph, Analysis, int]], cache: FeatureCache | None = None
+    ) -> _Prepared:
         rows = []
         priors, ksums, roofs = [], [], []
         kernel_model = getattr(self, "kernel_model_", None)
         for graph, analysis, batch in items:
-            roof_ms, roof_frac = roofline_ms(analysis, self.device)
-            ksum = 0.0
-            pk = pseudo_kernels(graph)
-            if kernel_model is not None and pk:
-                # repeated blocks give identical kernels: predict each distinct one once
-                uniq: dict[tuple[Any, ...], list[Any]] = {}
-                for k in pk:
-                    key = (k.op_type, k.input_shapes, k.output_shapes, k.fused, k.blocked)
-                    entry = uniq.get(key)
-                    if entry is None:
-                        uniq[key] = [k, 1]
-                    else:
-                        entry[1] += 1
-                us = kernel_model.predict(kernel_matrix([v[0] for v in uniq.values()]))
-                ksum = float(np.dot(us, np.asarray([v[1] for v in uniq.values()], dtype=np.float64))) / 1e3
-            rows.append(
-                graph_features(
+            base = cache.get(self.device, graph, analysis, batch) if cache is not None else None
+            if base is None:
+                roof_ms, roof_frac = roofline_ms(analysis, self.device)
+                found = pseudo_kernels(graph)
+                feats = graph_features(
                     analysis,
                     graph=graph,
                     batch_size=batch,
                     roofline_ms=roof_ms,
                     roofline_compute_fraction=roof_frac,
-                    kernel_sum_ms=ksum,
-                    n_kernels=len(pk),
+                    n_kernels=len(found),
                 )
-            )
+                base = _BaseFeatures(roof_ms, tuple(found), feats)
+                if cache is not None:
+                    cache.put(self.device, graph, analysis, batch, base)
+            roof_ms, pk = base.roofline_ms, base.kernels
+            ksum = 0.0
+            row = base.graph_row
+            if kernel_model is not None and pk:
+                ksum = _kernel_sum_ms(kernel_model, pk)
+                row = {**row, "log_kernel_sum_ms": math.log1p(ksum)}
+            rows.append(row)
             if self.prior == "kernels" and kernel_model is not None:
                 prior = ksum
             elif self.prior in ("roofline", "kernels"):
@@ -313,7 +365,10 @@ class LatencyPredictor:
             roofs.append(roof_ms)
         return _Prepared(rows, np.asarray(priors), np.asarray(ksums), np.asarray(roofs))
 
-    def fit(self, examples: Sequence[TrainingExample]) -> LatencyPredictor:
+    def fit(
+        self, examples: Sequence[TrainingExample], *, feature_cache: FeatureCache | None = None
+    ) -> LatencyPredictor:
+        """Fit on measured examples; ``feature_cache`` reuses features across refits."""
         if len(examples) < 2:
             raise InvalidRequestError(f"need at least 2 measured examples to fit, got {len(examples)}")
         timed = [k for e in examples for k in e.kernels if k.latency_us is not None and k.latency_us > 0]
@@ -323,7 +378,7 @@ class LatencyPredictor:
             self.kernel_model_ = KernelLatencyRegressor(random_state=self.random_state).fit(
                 kernel_matrix(timed), np.asarray(kernel_y)
             )
-        prep = self._prepare([(e.graph, e.analysis, e.batch_size) for e in examples])
+        prep = self._prepare([(e.graph, e.analysis, e.batch_size) for e in examples], feature_cache)
         y = np.asarray([e.measured_ms for e in examples], dtype=np.float64)
         self.graph_model_ = GraphLatencyRegressor(random_state=self.random_state).fit(
             to_matrix(prep.graph_rows, GRAPH_FEATURES), y, prep.prior_ms
@@ -336,12 +391,14 @@ class LatencyPredictor:
         return self
 
     # ---- prediction
-    def predict_many(self, items: Sequence[tuple[Graph, Analysis, int]]) -> list[LatencyEstimate]:
+    def predict_many(
+        self, items: Sequence[tuple[Graph, Analysis, int]], *, feature_cache: FeatureCache | None = None
+    ) -> list[LatencyEstimate]:
         _check_fitted(self, "graph_model_")
         assert self.graph_model_ is not None
         if not items:
             return []
-        prep = self._prepare(items)
+        prep = self._prepare(items, feature_cache)
         X = to_matrix(prep.graph_rows, GRAPH_FEATURES)
         scale = math.exp(self.log_scale_)
         mid = self.graph_model_.predict(X, prep.prior_ms) * scale
@@ -384,11 +441,12 @@ class LatencyPredictor:
     def predict_graph(self, graph: Graph, analysis: Analysis, batch_size: int = 1) -> LatencyEstimate:
         return self.predict_many([(graph, analysis, batch_size)])[0]
 
-    def predict(self, examples: Sequence[TrainingExample]) -> np.ndarray:
+    def predict(
+        self, examples: Sequence[TrainingExample], *, feature_cache: FeatureCache | None = None
+    ) -> np.ndarray:
         """Point predictions (ms) for examples (their measurements are not used)."""
-        return np.asarray(
-            [e.latency_ms for e in self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples])]
-        )
+        items = [(x.graph, x.analysis, x.batch_size) for x in examples]
+        return np.asarray([e.latency_ms for e in self.predict_many(items, feature_cache=feature_cache)])
 
     # ---- few-shot
     def adapted(self, device: Device, examples: Sequence[TrainingExample]) -> LatencyPredictor:
@@ -569,6 +627,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
     g.quantile_booster_ = booster("graph_quantiles")
     g.n_features_in_ = len(GRAPH_FEATURES)
     p.graph_model_ = g
+    p.kernel_model_ = None
     if meta.get("has_kernel_model"):
         k = KernelLatencyRegressor()
         k.booster_ = booster("kernel")

@@ -13,7 +13,13 @@ Training families (what calibration samples) are stacks of one kind of block:
 * ``mixer`` (MLP-Mixer-like token and channel MLPs).
 
 Held-out families (never produced by the training sampler; used only for evaluation):
-``resnet50_like``, ``mobilenetv2_like``, ``vit_like``, ``convnext_like``.
+``resnet50_like``, ``mobilenetv2_like``, ``vit_like``, ``convnext_like``;
+:func:`resnet50_sample` is ResNet-50 itself (4.09 GMACs, torchvision's count).
+
+Sizes: each draw aims at a MACs-per-example target drawn log-uniformly up to a cap
+(default 5 GMACs; a small share, 8 %, above 1 GMAC: such models take 30-100 ms per run on
+this CPU), see :func:`log_uniform_target`. Candidate configurations are screened by a dry
+build that counts MACs without generating weights; only the chosen one is built.
 """
 
 from __future__ import annotations

@@ -50,6 +50,10 @@ def ort_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, A
     return 1e3 * statistics.median(ts[1:]), events, None
 
 
+ort_measure.timing_statistic = "median of 7 runs after 1 warm-up"  # type: ignore[attr-defined]
+ort_measure.measurement_settings = {"intra_op_threads": 1, "optimization_level": "default"}  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
 def small_calibration(tmp_path_factory: pytest.TempPathFactory) -> Any:
     seen: list[CalibrationProgress] = []
@@ -102,6 +106,13 @@ def test_calibration_saved_a_loadable_artifact(small_calibration: Any) -> None:
     meta = json.loads((rep.artifact_path / "metadata.json").read_text())
     assert meta["heldout_metrics"]["all"]["learned"]["n"] == rep.accuracy["all"]["learned"].n
     assert meta["selected_variant"] == rep.selected_predictor
+    # what each training latency is, as measure_fn describes itself
+    assert meta["measurement"] == {
+        "timing_statistic": "median of 7 runs after 1 warm-up",
+        "settings": {"intra_op_threads": 1, "optimization_level": "default"},
+    }
+    assert rep.measurement == meta["measurement"]
+    assert meta["sampler"]["max_macs_per_example"] == 8e6 and meta["sampler"]["resnet50_reference"] is None
     p = load_predictor(rep.artifact_path)
     # profile events became kernel records: variants that use kernels have a kernel model
     uses_kernels = rep.selected_predictor in ("learned_roofline_prior", "learned_kernel_sum_prior")
@@ -147,3 +158,29 @@ def test_failed_measurements_are_skipped_and_bad_args_rejected() -> None:
         calibrate(DEV, budget_s=0, measure_fn=flaky)
     with pytest.raises(InvalidRequestError):
         calibrate(DEV, budget_s=1, measure_fn=flaky, batch_sizes=(0,))
+
+
+def test_measurement_description_args_win_and_resnet50_is_held_out() -> None:
+    sizes: list[int] = []
+
+    def by_size(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        sizes.append(len(model_bytes))
+        return 0.5 + batch * len(model_bytes) / 2e6, [], None
+
+    by_size.timing_statistic = "ignored: the argument wins"  # type: ignore[attr-defined]
+    rep = calibrate(
+        DEV,
+        budget_s=1.0,
+        measure_fn=by_size,
+        batch_sizes=(1,),
+        max_macs_per_example=5e9,
+        variants=False,
+        timing_statistic="lowest of 3 window medians",
+        measurement_settings={"intra_op_threads": 1},
+    )
+    assert rep.measurement == {"timing_statistic": "lowest of 3 window medians", "settings": {"intra_op_threads": 1}}
+    # the first held-out model is ResNet-50 itself: 25.5 M float32 weights, > 100 MB serialized
+    assert sizes[0] > 100e6
+    # undescribed measure_fn: recorded as such
+    plain = calibrate(DEV, budget_s=0.5, measure_fn=lambda b, n: (1.0 + len(b) / 1e6, [], None), max_macs_per_example=4e6, variants=False)
+    assert plain.measurement["timing_statistic"].startswith("p50_ms (as returned by measure_fn")

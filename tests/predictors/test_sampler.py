@@ -11,10 +11,13 @@ from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.sampler import (
     BATCH_DIM,
     HELDOUT_FAMILIES,
+    LARGE_MACS,
     TRAIN_FAMILIES,
     ArchitectureSampler,
     build,
     heldout_samples,
+    log_uniform_target,
+    resnet50_sample,
 )
 
 ALL = TRAIN_FAMILIES + HELDOUT_FAMILIES
@@ -68,3 +71,40 @@ def test_weights_steer_family_draws_and_caps_hold() -> None:
         ArchitectureSampler(0, families=["nope"])
     with pytest.raises(InvalidRequestError):
         sampler.sample("resnet50_like")
+
+
+def test_sizes_are_log_uniform_under_the_cap_with_a_small_large_share() -> None:
+    # the target distribution itself, from a grid of uniform draws
+    grid = np.linspace(0, 1, 201, endpoint=False)
+    small = [log_uniform_target(u, 0.5, min_macs=1e6, max_macs=5e9, large_share=0.1) for u in grid]
+    assert min(small) == pytest.approx(1e6) and max(small) <= LARGE_MACS
+    # log-uniform: the median target is the geometric mean of the range's ends
+    assert np.median(small) == pytest.approx(np.sqrt(1e6 * 1e9), rel=0.05)
+    large = [log_uniform_target(u, 0.05, min_macs=1e6, max_macs=5e9, large_share=0.1) for u in grid]
+    assert min(large) == pytest.approx(LARGE_MACS) and max(large) <= 5e9
+    # a cap under LARGE_MACS: no large draws at all
+    assert max(log_uniform_target(u, 0.0, min_macs=1e5, max_macs=2e6) for u in grid) <= 2e6
+    # the sampler: sizes under the cap and spread over the range (not piled at the cap)
+    sampler = ArchitectureSampler(4, max_macs_per_example=20e6, min_macs_per_example=2e5)
+    macs = np.asarray([sampler.sample().macs_per_example for _ in range(40)])
+    assert macs.max() <= 20e6
+    assert np.mean(macs < 2e6) >= 0.2 and np.mean(macs > 4e6) >= 0.2
+    with pytest.raises(InvalidRequestError):
+        ArchitectureSampler(0, max_macs_per_example=1e6, min_macs_per_example=2e6)
+
+
+def test_target_build_counts_the_same_macs_as_the_analysis() -> None:
+    for family in ("conv_residual", "transformer_block", "vit_like"):
+        s = build(family, 9, max_macs_per_example=40e6, target_macs=5e6)
+        assert s.macs_per_example <= 40e6
+        a = analyze(load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1})))
+        assert a.torchvision_macs == s.macs_per_example
+
+
+def test_resnet50_sample_has_torchvisions_macs() -> None:
+    s = resnet50_sample()
+    # torchvision's resnet50 _ops: 4.089 GMACs (conv + linear); weights without BN: 25.5 M
+    assert s.macs_per_example == pytest.approx(4.089e9, rel=1e-3)
+    a = analyze(load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1})))
+    assert a.torchvision_macs == s.macs_per_example
+    assert a.params.trainable == pytest.approx(25.5e6, rel=0.01)
