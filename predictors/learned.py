@@ -13,6 +13,13 @@ Physics as the prior, learning for the residual (NeuSight-style). Measured on th
 the prior 32 %, no prior 36-42 %. The kernel sum is weak as a prior because onnxruntime's
 per-node profile adds a per-kernel overhead (profiled sum / p50 from 1.0 to 2.1).
 
+The roofline prior runs each node at its own dtype (``NodeResult.dtype``). Kernel
+features are built as one matrix and each distinct kernel (repeated blocks repeat them)
+is predicted once; ResNet-50 (122 nodes) after analysis predicts in ~1.8-1.9 ms here (was
+~2.6 ms). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
+roofline, graph features) of examples across refits, as calibration's adaptive phase
+refits often (150 examples, 3-fold refit: 1.15 s -> 0.19 s).
+
 Artifacts: ``<data_dir>/predictors/<device_id>/<version>/`` holding ``kernel.ubj``,
 ``graph.ubj``, ``graph_quantiles.ubj`` (xgboost ``save_model``) and ``metadata.json``.
 Nothing is pickled.
