@@ -469,6 +469,12 @@ class Engine:
             measure=measure_one,
             cancelled=cancelled,
             source_predictor=source,
+            measurement_settings={
+                "execution_provider": config.provider,
+                "intra_op_threads": config.intra_op_threads,
+                "optimization_level": config.optimization_level,
+                "time_budget_s": timing.time_budget_s,
+            },
         )
 
     def get_calibration(self, device_id: str) -> prediction_pb2.CalibrationReport:

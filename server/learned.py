@@ -190,6 +190,7 @@ def run_calibration(
     measure: Callable[..., Any],
     cancelled: Callable[[], bool],
     source_predictor: LatencyPredictor | None = None,
+    measurement_settings: Mapping[str, Any] | None = None,
 ) -> Iterator[prediction_pb2.CalibrateEvent]:
     """Calibrate in a worker thread; yield progress events, then the report.
 
@@ -229,6 +230,11 @@ def run_calibration(
                 progress=events.put,
                 data_dir=data_dir,
                 source_predictor=source_predictor,
+                timing_statistic=(
+                    "p50 of the runs in the last stable windows (3 windows within 5 %, "
+                    f"{CALIBRATION_TIME_BUDGET_S:g} s budget per model), sandboxed onnxruntime worker"
+                ),
+                measurement_settings=dict(measurement_settings or {}),
             )
         except BaseException as e:  # handed to the consumer's thread below
             outcome["error"] = e
