@@ -431,7 +431,7 @@ class Engine:
         self, request: prediction_pb2.CalibrateRequest, *, cancelled: Callable[[], bool]
     ) -> Iterator[prediction_pb2.CalibrateEvent]:
         """Sample, measure (sandboxed), fit and evaluate the learned predictor of a device."""
-        from nascost.measurements.api import measure
+        from nascost.measurements.api import measure, record_measurement
         from nascost.measurements.protocol import TimingOptions
         from nascost.measurements.runner import RunnerConfig
 
@@ -444,7 +444,7 @@ class Engine:
         lock_dir = self.config.data_dir / "locks"
 
         def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> Any:
-            return measure(
+            result = measure(
                 model_bytes,
                 shapes=ShapeRequest(dim_values={BATCH_DIM: batch}),
                 batch_sizes=(batch,),
@@ -455,6 +455,9 @@ class Engine:
                 device_id=device_id,
                 lock_dir=lock_dir,
             )
+            # every calibration measurement joins the stored data set the predictors train on
+            record_measurement(self.store, result, model_bytes, device_id=device_id)
+            return result
 
         source = next(
             (p for d in self.catalogue.list_devices() if d.id != device_id and (p := self.learned.get(d.id)) is not None),

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from nascost.client import Client, FailedPrecondition, NascostClientError
+from nascost.measurements.store import Store
 from nascost.server.app import create_server
 from nascost.server.config import ServerConfig
 from nascost.server.demo import tiny_resnet
@@ -35,9 +36,11 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path) -> None:
             for m in report.metrics:
                 assert 0.0 <= m.within_5pct <= m.within_10pct <= m.within_15pct <= 1.0
             assert set(report.heldout_families) >= {"resnet50_like", "vit_like"}
+            stored = Store(tmp_path / "nascost.sqlite3").count_measurements(device_id="local")
+            assert stored >= report.train_models + report.heldout_models  # the data set is kept
 
-            stored = c.calibration("local")
-            assert stored.artifact_version == report.artifact_version
+            latest = c.calibration("local")
+            assert latest.artifact_version == report.artifact_version
 
             after = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
             preds = {p.predictor.partition("@")[0]: p for p in after.devices[0].predictions}
