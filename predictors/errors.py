@@ -58,7 +58,3 @@ class WorkerCrashedError(NascostError):
 
 class CancelledError(NascostError):
     """The caller cancelled the operation (or its deadline passed)."""
-
-
-class NotAvailableError(NascostError):
-    """This server does not offer that feature (not built in, or switched off)."""

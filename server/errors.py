@@ -32,7 +32,6 @@ STATUS_OF: dict[type[e.NascostError], grpc.StatusCode] = {
     e.MeasurementTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     e.WorkerCrashedError: grpc.StatusCode.INVALID_ARGUMENT,
     e.CancelledError: grpc.StatusCode.CANCELLED,
-    e.NotAvailableError: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 
