@@ -97,6 +97,9 @@ class LatencyStats:
         stable: whether the last windows' medians agreed within the threshold.
         window_spread_pct: ``(max - min) / median * 100`` of the last windows' medians.
         total_runs: every timed run, in all windows.
+        best_window_median_ms: the lowest median of any complete window. Load from other
+            processes only slows runs down, so this is the statistic least moved by it
+            (what calibration trains on); 0 when no window was complete.
     """
 
     p50_ms: float
@@ -111,6 +114,7 @@ class LatencyStats:
     stable: bool
     window_spread_pct: float
     total_runs: int = 0
+    best_window_median_ms: float = 0.0
 
     def to_dict(self) -> dict[str, float | int | bool]:
         return {
@@ -126,6 +130,7 @@ class LatencyStats:
             "stable": self.stable,
             "window_spread_pct": self.window_spread_pct,
             "total_runs": self.total_runs,
+            "best_window_median_ms": self.best_window_median_ms,
         }
 
     @classmethod
@@ -143,6 +148,7 @@ class LatencyStats:
             stable=bool(d["stable"]),
             window_spread_pct=float(d["window_spread_pct"]),
             total_runs=int(d.get("total_runs", 0)),
+            best_window_median_ms=float(d.get("best_window_median_ms", 0.0)),
         )
 
 
@@ -171,7 +177,13 @@ def spread_pct(values: Sequence[float]) -> float:
 
 
 def summarize(
-    samples_s: Sequence[float], *, windows: int, stable: bool, window_spread: float, total_runs: int
+    samples_s: Sequence[float],
+    *,
+    windows: int,
+    stable: bool,
+    window_spread: float,
+    total_runs: int,
+    best_window_median_s: float = 0.0,
 ) -> LatencyStats:
     """Seconds per run -> :class:`LatencyStats` in milliseconds."""
     if not samples_s:
@@ -190,6 +202,7 @@ def summarize(
         stable=stable,
         window_spread_pct=window_spread,
         total_runs=total_runs,
+        best_window_median_ms=best_window_median_s * 1e3,
     )
 
 
@@ -280,9 +293,15 @@ def time_runs(
     samples = [s for w in last for s in w]
     spread = spread_pct(medians[-k:])
     total = sum(len(w) for w in windows)
+    complete_medians = [m for w, m in zip(windows, medians, strict=True) if len(w) == per_window]
     logger.debug(
         "timed %d runs in %d windows, stable=%s spread=%.2f%%", total, len(windows), stable, spread
     )
     return summarize(
-        samples, windows=len(windows), stable=stable, window_spread=spread, total_runs=total
+        samples,
+        windows=len(windows),
+        stable=stable,
+        window_spread=spread,
+        total_runs=total,
+        best_window_median_s=min(complete_medians, default=0.0),
     )

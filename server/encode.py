@@ -198,6 +198,7 @@ def measure_result(
                     p50_ms=lat.p50_ms, p90_ms=lat.p90_ms, p99_ms=lat.p99_ms, mean_ms=lat.mean_ms,
                     std_ms=lat.std_ms, min_ms=lat.min_ms, max_ms=lat.max_ms, n=lat.n,
                     windows=lat.windows, stable=lat.stable, window_spread_pct=lat.window_spread_pct,
+                    best_window_median_ms=lat.best_window_median_ms,
                 ),
                 throughput_examples_per_s=b.throughput_examples_per_s,
                 peak_memory_bytes=b.peak_memory_bytes,

@@ -155,3 +155,19 @@ def test_invalid_options(bad: TimingOptions) -> None:
 def test_options_round_trip() -> None:
     opts = TimingOptions(warmup_runs=2, runs_per_window=7, stable_windows=4, stability_threshold_pct=2.5, time_budget_s=3)
     assert TimingOptions.from_dict(opts.to_dict()) == opts
+
+
+def test_best_window_median_is_the_lowest_complete_window() -> None:
+    # Window medians 3, 2, 1, 1.02, 1.01 ms; a last, cut-short window must not count.
+    medians = [0.003, 0.002, 0.001, 0.00102, 0.00101]
+    fake = FakeModel([m for m in medians for _ in range(10)])
+    opts = TimingOptions(warmup_runs=0, runs_per_window=10, stable_windows=3, stability_threshold_pct=5.0, time_budget_s=100)
+    stats = time_runs(fake.run_once, opts, clock=fake.clock)
+    assert stats.best_window_median_ms == pytest.approx(1.0)
+    assert stats.best_window_median_ms <= stats.p50_ms
+    # budget ends inside the second window: only the first (complete) window counts
+    fake = FakeModel([0.004] * 10 + [0.001] * 3)
+    opts = TimingOptions(warmup_runs=0, runs_per_window=10, stable_windows=3, time_budget_s=0.0425)
+    stats = time_runs(fake.run_once, opts, clock=fake.clock)
+    assert stats.windows == 2 and stats.best_window_median_ms == pytest.approx(4.0)
+    assert type(stats).from_dict(stats.to_dict()) == stats

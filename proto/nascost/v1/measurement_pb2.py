@@ -26,29 +26,29 @@ from nascost.v1 import graph_pb2 as nascost_dot_v1_dot_graph__pb2
 from nascost.v1 import indicators_pb2 as nascost_dot_v1_dot_indicators__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cnascost/v1/measurement.proto\x12\nnascost.v1\x1a\x16nascost/v1/graph.proto\x1a\x1bnascost/v1/indicators.proto\"\xae\x02\n\x0eMeasureOptions\x12\x13\n\x0b\x62\x61tch_sizes\x18\x01 \x03(\x03\x12\x18\n\x10intra_op_threads\x18\x02 \x01(\x05\x12\x39\n\x12optimization_level\x18\x03 \x01(\x0e\x32\x1d.nascost.v1.OptimizationLevel\x12\x13\n\x0bwarmup_runs\x18\x04 \x01(\x05\x12\x17\n\x0fruns_per_window\x18\x05 \x01(\x05\x12\x16\n\x0estable_windows\x18\x06 \x01(\x05\x12\x1f\n\x17stability_threshold_pct\x18\x07 \x01(\x01\x12\x15\n\rtime_budget_s\x18\x08 \x01(\x01\x12\x15\n\rprofile_nodes\x18\t \x01(\x08\x12\x1d\n\x15\x63ount_optimized_graph\x18\n \x01(\x08\"\xa0\x01\n\x0eMeasureRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.nascost.v1.GraphRef\x12)\n\x06shapes\x18\x02 \x01(\x0b\x32\x19.nascost.v1.ShapeBindings\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12+\n\x07options\x18\x04 \x01(\x0b\x32\x1a.nascost.v1.MeasureOptions\"\xc6\x01\n\x0cLatencyStats\x12\x0e\n\x06p50_ms\x18\x01 \x01(\x01\x12\x0e\n\x06p90_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x04 \x01(\x01\x12\x0e\n\x06std_ms\x18\x05 \x01(\x01\x12\x0e\n\x06min_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\t\n\x01n\x18\x08 \x01(\x03\x12\x0f\n\x07windows\x18\t \x01(\x05\x12\x0e\n\x06stable\x18\n \x01(\x08\x12\x19\n\x11window_spread_pct\x18\x0b \x01(\x01\"\x93\x01\n\x0cKernelTiming\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07op_type\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x11\n\tmedian_us\x18\x04 \x01(\x01\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x03\x12\x14\n\x0cinput_shapes\x18\x06 \x03(\t\x12\x15\n\routput_shapes\x18\x07 \x03(\t\"\xba\x01\n\x10\x42\x61tchMeasurement\x12\x12\n\nbatch_size\x18\x01 \x01(\x03\x12)\n\x07latency\x18\x02 \x01(\x0b\x32\x18.nascost.v1.LatencyStats\x12!\n\x19throughput_examples_per_s\x18\x03 \x01(\x01\x12\x19\n\x11peak_memory_bytes\x18\x04 \x01(\x03\x12)\n\x07kernels\x18\x05 \x03(\x0b\x32\x18.nascost.v1.KernelTiming\"\xed\x02\n\rMeasureResult\x12\x14\n\x0cgraph_digest\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12*\n\nprovenance\x18\x03 \x01(\x0b\x32\x16.nascost.v1.Provenance\x12-\n\x07\x62\x61tches\x18\x04 \x03(\x0b\x32\x1c.nascost.v1.BatchMeasurement\x12\x17\n\x0fsession_load_ms\x18\x05 \x01(\x01\x12\x36\n\x0foptimized_graph\x18\x06 \x01(\x0b\x32\x1d.nascost.v1.CountedIndicators\x12\x16\n\x0emeasurement_id\x18\x07 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x08 \x01(\t\x12\x18\n\x10intra_op_threads\x18\t \x01(\x05\x12\x39\n\x12optimization_level\x18\n \x01(\x0e\x32\x1d.nascost.v1.OptimizationLevel\"C\n\x0fMeasureProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x0cMeasureEvent\x12/\n\x08progress\x18\x01 \x01(\x0b\x32\x1b.nascost.v1.MeasureProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.nascost.v1.MeasureResultH\x00\x42\x07\n\x05\x65vent*\xb3\x01\n\x11OptimizationLevel\x12\"\n\x1eOPTIMIZATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1f\n\x1bOPTIMIZATION_LEVEL_DISABLED\x10\x01\x12\x1c\n\x18OPTIMIZATION_LEVEL_BASIC\x10\x02\x12\x1f\n\x1bOPTIMIZATION_LEVEL_EXTENDED\x10\x03\x12\x1a\n\x16OPTIMIZATION_LEVEL_ALL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cnascost/v1/measurement.proto\x12\nnascost.v1\x1a\x16nascost/v1/graph.proto\x1a\x1bnascost/v1/indicators.proto\"\xae\x02\n\x0eMeasureOptions\x12\x13\n\x0b\x62\x61tch_sizes\x18\x01 \x03(\x03\x12\x18\n\x10intra_op_threads\x18\x02 \x01(\x05\x12\x39\n\x12optimization_level\x18\x03 \x01(\x0e\x32\x1d.nascost.v1.OptimizationLevel\x12\x13\n\x0bwarmup_runs\x18\x04 \x01(\x05\x12\x17\n\x0fruns_per_window\x18\x05 \x01(\x05\x12\x16\n\x0estable_windows\x18\x06 \x01(\x05\x12\x1f\n\x17stability_threshold_pct\x18\x07 \x01(\x01\x12\x15\n\rtime_budget_s\x18\x08 \x01(\x01\x12\x15\n\rprofile_nodes\x18\t \x01(\x08\x12\x1d\n\x15\x63ount_optimized_graph\x18\n \x01(\x08\"\xa0\x01\n\x0eMeasureRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.nascost.v1.GraphRef\x12)\n\x06shapes\x18\x02 \x01(\x0b\x32\x19.nascost.v1.ShapeBindings\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12+\n\x07options\x18\x04 \x01(\x0b\x32\x1a.nascost.v1.MeasureOptions\"\xe5\x01\n\x0cLatencyStats\x12\x0e\n\x06p50_ms\x18\x01 \x01(\x01\x12\x0e\n\x06p90_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\x12\x0f\n\x07mean_ms\x18\x04 \x01(\x01\x12\x0e\n\x06std_ms\x18\x05 \x01(\x01\x12\x0e\n\x06min_ms\x18\x06 \x01(\x01\x12\x0e\n\x06max_ms\x18\x07 \x01(\x01\x12\t\n\x01n\x18\x08 \x01(\x03\x12\x0f\n\x07windows\x18\t \x01(\x05\x12\x0e\n\x06stable\x18\n \x01(\x08\x12\x19\n\x11window_spread_pct\x18\x0b \x01(\x01\x12\x1d\n\x15\x62\x65st_window_median_ms\x18\x0c \x01(\x01\"\x93\x01\n\x0cKernelTiming\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07op_type\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x11\n\tmedian_us\x18\x04 \x01(\x01\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x03\x12\x14\n\x0cinput_shapes\x18\x06 \x03(\t\x12\x15\n\routput_shapes\x18\x07 \x03(\t\"\xba\x01\n\x10\x42\x61tchMeasurement\x12\x12\n\nbatch_size\x18\x01 \x01(\x03\x12)\n\x07latency\x18\x02 \x01(\x0b\x32\x18.nascost.v1.LatencyStats\x12!\n\x19throughput_examples_per_s\x18\x03 \x01(\x01\x12\x19\n\x11peak_memory_bytes\x18\x04 \x01(\x03\x12)\n\x07kernels\x18\x05 \x03(\x0b\x32\x18.nascost.v1.KernelTiming\"\xed\x02\n\rMeasureResult\x12\x14\n\x0cgraph_digest\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12*\n\nprovenance\x18\x03 \x01(\x0b\x32\x16.nascost.v1.Provenance\x12-\n\x07\x62\x61tches\x18\x04 \x03(\x0b\x32\x1c.nascost.v1.BatchMeasurement\x12\x17\n\x0fsession_load_ms\x18\x05 \x01(\x01\x12\x36\n\x0foptimized_graph\x18\x06 \x01(\x0b\x32\x1d.nascost.v1.CountedIndicators\x12\x16\n\x0emeasurement_id\x18\x07 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x08 \x01(\t\x12\x18\n\x10intra_op_threads\x18\t \x01(\x05\x12\x39\n\x12optimization_level\x18\n \x01(\x0e\x32\x1d.nascost.v1.OptimizationLevel\"C\n\x0fMeasureProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x0cMeasureEvent\x12/\n\x08progress\x18\x01 \x01(\x0b\x32\x1b.nascost.v1.MeasureProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.nascost.v1.MeasureResultH\x00\x42\x07\n\x05\x65vent*\xb3\x01\n\x11OptimizationLevel\x12\"\n\x1eOPTIMIZATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1f\n\x1bOPTIMIZATION_LEVEL_DISABLED\x10\x01\x12\x1c\n\x18OPTIMIZATION_LEVEL_BASIC\x10\x02\x12\x1f\n\x1bOPTIMIZATION_LEVEL_EXTENDED\x10\x03\x12\x1a\n\x16OPTIMIZATION_LEVEL_ALL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nascost.v1.measurement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPTIMIZATIONLEVEL']._serialized_start=1662
-  _globals['_OPTIMIZATIONLEVEL']._serialized_end=1841
+  _globals['_OPTIMIZATIONLEVEL']._serialized_start=1693
+  _globals['_OPTIMIZATIONLEVEL']._serialized_end=1872
   _globals['_MEASUREOPTIONS']._serialized_start=98
   _globals['_MEASUREOPTIONS']._serialized_end=400
   _globals['_MEASUREREQUEST']._serialized_start=403
   _globals['_MEASUREREQUEST']._serialized_end=563
   _globals['_LATENCYSTATS']._serialized_start=566
-  _globals['_LATENCYSTATS']._serialized_end=764
-  _globals['_KERNELTIMING']._serialized_start=767
-  _globals['_KERNELTIMING']._serialized_end=914
-  _globals['_BATCHMEASUREMENT']._serialized_start=917
-  _globals['_BATCHMEASUREMENT']._serialized_end=1103
-  _globals['_MEASURERESULT']._serialized_start=1106
-  _globals['_MEASURERESULT']._serialized_end=1471
-  _globals['_MEASUREPROGRESS']._serialized_start=1473
-  _globals['_MEASUREPROGRESS']._serialized_end=1540
-  _globals['_MEASUREEVENT']._serialized_start=1542
-  _globals['_MEASUREEVENT']._serialized_end=1659
+  _globals['_LATENCYSTATS']._serialized_end=795
+  _globals['_KERNELTIMING']._serialized_start=798
+  _globals['_KERNELTIMING']._serialized_end=945
+  _globals['_BATCHMEASUREMENT']._serialized_start=948
+  _globals['_BATCHMEASUREMENT']._serialized_end=1134
+  _globals['_MEASURERESULT']._serialized_start=1137
+  _globals['_MEASURERESULT']._serialized_end=1502
+  _globals['_MEASUREPROGRESS']._serialized_start=1504
+  _globals['_MEASUREPROGRESS']._serialized_end=1571
+  _globals['_MEASUREEVENT']._serialized_start=1573
+  _globals['_MEASUREEVENT']._serialized_end=1690
 # @@protoc_insertion_point(module_scope)

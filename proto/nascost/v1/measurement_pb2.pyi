@@ -59,7 +59,7 @@ class MeasureRequest(_message.Message):
     def __init__(self, graph: _Optional[_Union[_graph_pb2.GraphRef, _Mapping]] = ..., shapes: _Optional[_Union[_graph_pb2.ShapeBindings, _Mapping]] = ..., device_id: _Optional[str] = ..., options: _Optional[_Union[MeasureOptions, _Mapping]] = ...) -> None: ...
 
 class LatencyStats(_message.Message):
-    __slots__ = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "n", "windows", "stable", "window_spread_pct")
+    __slots__ = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "n", "windows", "stable", "window_spread_pct", "best_window_median_ms")
     P50_MS_FIELD_NUMBER: _ClassVar[int]
     P90_MS_FIELD_NUMBER: _ClassVar[int]
     P99_MS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class LatencyStats(_message.Message):
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     STABLE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SPREAD_PCT_FIELD_NUMBER: _ClassVar[int]
+    BEST_WINDOW_MEDIAN_MS_FIELD_NUMBER: _ClassVar[int]
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -82,7 +83,8 @@ class LatencyStats(_message.Message):
     windows: int
     stable: bool
     window_spread_pct: float
-    def __init__(self, p50_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., mean_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., n: _Optional[int] = ..., windows: _Optional[int] = ..., stable: _Optional[bool] = ..., window_spread_pct: _Optional[float] = ...) -> None: ...
+    best_window_median_ms: float
+    def __init__(self, p50_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., mean_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., n: _Optional[int] = ..., windows: _Optional[int] = ..., stable: _Optional[bool] = ..., window_spread_pct: _Optional[float] = ..., best_window_median_ms: _Optional[float] = ...) -> None: ...
 
 class KernelTiming(_message.Message):
     __slots__ = ("node_name", "op_type", "provider", "median_us", "calls", "input_shapes", "output_shapes")
