@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from nascost.measurements.protocol import TimingOptions
 from nascost.measurements.runner import MeasurementResult, ProgressFn, RunnerConfig
@@ -283,6 +283,58 @@ def measure_and_store(
 
 
 _DONE = object()
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+def stream_from_thread(
+    work: Callable[[Callable[[E], None], threading.Event], R],
+    *,
+    cancelled: Callable[[], bool] | None = None,
+    name: str = "nascost-work",
+    poll_s: float = 0.1,
+    join_timeout_s: float = 30.0,
+) -> Iterator[E | R]:
+    """Run ``work(emit, cancel)`` in a thread; yield what it emits, then what it returns.
+
+    For server-streaming calls: ``cancelled`` is polled (e.g. ``lambda: not
+    context.is_active()``) and sets ``cancel`` when it turns true; closing the generator
+    early sets it too and waits for the thread. An exception of ``work`` is raised here.
+    """
+    events: queue.Queue[object] = queue.Queue()
+    cancel = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work(events.put, cancel)
+        except BaseException as e:  # handed to the consumer's thread below
+            outcome["error"] = e
+        finally:
+            events.put(_DONE)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            if cancelled is not None and not cancel.is_set() and cancelled():
+                cancel.set()
+            try:
+                item = events.get(timeout=poll_s)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                break
+            yield item  # type: ignore[misc]
+        thread.join()
+        error = outcome.get("error")
+        if isinstance(error, BaseException):
+            raise error
+        yield outcome["result"]  # type: ignore[misc]
+    finally:
+        if thread.is_alive():  # closed early: the caller went away
+            cancel.set()
+            thread.join(timeout=join_timeout_s)
 
 
 def measure_stream(
@@ -309,55 +361,21 @@ def measure_stream(
     Raises:
         The domain errors of :func:`measure` (CancelledError when ``cancelled`` fired).
     """
-    events: queue.Queue[object] = queue.Queue()
-    cancel = threading.Event()
-    outcome: dict[str, object] = {}
 
-    def work() -> None:
-        try:
-            outcome["result"] = measure(
-                model_bytes,
-                shapes=shapes,
-                batch_sizes=batch_sizes,
-                config=config,
-                timing=timing,
-                limits=limits,
-                progress=lambda stage, fraction, message: events.put(
-                    Progress(stage, fraction, message)
-                ),
-                cancel=cancel,
-                device_id=device_id,
-                analyze_optimized=analyze_optimized,
-                lock_timeout_s=lock_timeout_s,
-                lock_dir=lock_dir,
-            )
-        except BaseException as e:  # handed to the consumer's thread below
-            outcome["error"] = e
-        finally:
-            events.put(_DONE)
+    def work(emit: Callable[[Progress], None], cancel: threading.Event) -> MeasurementResult:
+        return measure(
+            model_bytes,
+            shapes=shapes,
+            batch_sizes=batch_sizes,
+            config=config,
+            timing=timing,
+            limits=limits,
+            progress=lambda stage, fraction, message: emit(Progress(stage, fraction, message)),
+            cancel=cancel,
+            device_id=device_id,
+            analyze_optimized=analyze_optimized,
+            lock_timeout_s=lock_timeout_s,
+            lock_dir=lock_dir,
+        )
 
-    thread = threading.Thread(target=work, name=f"nascost-measure-{device_id}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            if cancelled is not None and not cancel.is_set() and cancelled():
-                cancel.set()
-            try:
-                item = events.get(timeout=poll_s)
-            except queue.Empty:
-                continue
-            if item is _DONE:
-                break
-            assert isinstance(item, Progress)
-            yield item
-        thread.join()
-        error = outcome.get("error")
-        if isinstance(error, BaseException):
-            raise error
-        result = outcome["result"]
-        assert isinstance(result, MeasurementResult)
-        yield result
-    finally:
-        if thread.is_alive():  # closed early: the caller went away
-            cancel.set()
-            thread.join(timeout=30)
+    yield from stream_from_thread(work, cancelled=cancelled, name=f"nascost-measure-{device_id}", poll_s=poll_s)

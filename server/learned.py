@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -197,82 +196,54 @@ def run_calibration(
     ``measure(model_bytes, batch_size, cancel)`` returns a measurement result of the
     sandboxed runner; it is called once per sampled model and batch size.
     """
+    from nascost.measurements.api import stream_from_thread
     from nascost.predictors.calibration import CalibrationProgress, calibrate
-    from nascost.predictors.errors import NascostError
 
     if budget_s <= 0:
         raise InvalidRequestError("budget_minutes must be > 0")
     if any(int(b) < 1 for b in batch_sizes):
         raise InvalidRequestError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
-    events: queue.Queue[object] = queue.Queue()
-    cancel = threading.Event()
-    outcome: dict[str, object] = {}
-    done = object()
 
-    def measure_fn(model_bytes: bytes, batch: int) -> tuple[float, list[KernelRecord], bytes | None]:
-        if cancel.is_set():
-            raise _Aborted()
-        try:
-            result = measure(model_bytes, batch, cancel)
-        except CancelledError as e:
-            raise _Aborted() from e
-        lat = result.batches[0].latency
-        # the lowest window median: other processes' load only ever adds time
-        latency_ms = lat.best_window_median_ms or lat.p50_ms
-        return latency_ms, kernel_records(result.batches[0].kernels), None
-
-    def work() -> None:
-        try:
-            outcome["report"] = calibrate(
-                device,
-                budget_s=budget_s,
-                measure_fn=measure_fn,
-                batch_sizes=tuple(int(b) for b in batch_sizes),
-                seed=seed,
-                progress=events.put,
-                data_dir=data_dir,
-                source_predictor=source_predictor,
-                timing_statistic=(
-                    "lowest median of any complete timing window (windows of >= 10 runs / ~0.3 s, "
-                    f"{CALIBRATION_TIME_BUDGET_S:g} s budget per model), sandboxed onnxruntime worker"
-                ),
-                measurement_settings=dict(measurement_settings or {}),
-            )
-        except BaseException as e:  # handed to the consumer's thread below
-            outcome["error"] = e
-        finally:
-            events.put(done)
-
-    thread = threading.Thread(target=work, name=f"nascost-calibrate-{device.id}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            if cancelled() and not cancel.is_set():
-                cancel.set()
+    def work(emit: Callable[[CalibrationProgress], None], cancel: threading.Event) -> CalibrationReport:
+        def measure_fn(model_bytes: bytes, batch: int) -> tuple[float, list[KernelRecord], bytes | None]:
+            if cancel.is_set():
+                raise _Aborted()  # not a NascostError: calibrate() stops instead of skipping the sample
             try:
-                item = events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if item is done:
-                break
+                result = measure(model_bytes, batch, cancel)
+            except CancelledError as e:
+                raise _Aborted() from e
+            lat = result.batches[0].latency
+            # the lowest window median: other processes' load only ever adds time
+            return lat.best_window_median_ms or lat.p50_ms, kernel_records(result.batches[0].kernels), None
+
+        return calibrate(
+            device,
+            budget_s=budget_s,
+            measure_fn=measure_fn,
+            batch_sizes=tuple(int(b) for b in batch_sizes),
+            seed=seed,
+            progress=emit,
+            data_dir=data_dir,
+            source_predictor=source_predictor,
+            timing_statistic=(
+                "lowest median of any complete timing window (windows of >= 10 runs / ~0.3 s, "
+                f"{CALIBRATION_TIME_BUDGET_S:g} s budget per model), sandboxed onnxruntime worker"
+            ),
+            measurement_settings=dict(measurement_settings or {}),
+        )
+
+    try:
+        for item in stream_from_thread(
+            work, cancelled=cancelled, name=f"nascost-calibrate-{device.id}", poll_s=0.2, join_timeout_s=60
+        ):
             if isinstance(item, CalibrationProgress):
                 yield prediction_pb2.CalibrateEvent(
                     progress=prediction_pb2.CalibrateProgress(
                         stage=item.phase, fraction=item.fraction, message=f"{item.n_measured} measured; {item.message}"
                     )
                 )
-        thread.join()
-        error = outcome.get("error")
-        if isinstance(error, _Aborted):
-            raise CancelledError("calibration cancelled")
-        if isinstance(error, NascostError):
-            raise error
-        if isinstance(error, BaseException):
-            raise error
-        report = outcome["report"]
-        version = report.artifact_path.name if getattr(report, "artifact_path", None) else ""  # type: ignore[attr-defined]
-        yield prediction_pb2.CalibrateEvent(report=report_proto(report, version))  # type: ignore[arg-type]
-    finally:
-        if thread.is_alive():
-            cancel.set()
-            thread.join(timeout=60)
+            else:
+                version = item.artifact_path.name if item.artifact_path else ""
+                yield prediction_pb2.CalibrateEvent(report=report_proto(item, version))
+    except _Aborted as e:
+        raise CancelledError("calibration cancelled") from e
