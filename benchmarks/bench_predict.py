@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from nascost.predictors.analysis import analyze
     from nascost.predictors.graph import load_graph_bytes
     from nascost.predictors.learned import latest_artifact, load_predictor
-    from nascost.predictors.roofline import node_dtypes, predict_roofline
+    from nascost.predictors.roofline import predict_roofline
     from nascost.server.config import ServerConfig
     from nascost.server.engine import Engine
 
@@ -63,17 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     data = models.export(models.resnet50(), torch.randn(1, 3, 224, 224))
     graph = load_graph_bytes(data)
     analysis = analyze(graph)
-    dtypes = node_dtypes(graph)
 
     analysis_ms = median_ms(lambda: analyze(load_graph_bytes(data)), max(5, args.repeats // 5))
-    roofline_ms = median_ms(lambda: predict_roofline(analysis, device, dtypes=dtypes), args.repeats)
+    roofline_ms = median_ms(lambda: predict_roofline(analysis, device), args.repeats)
     learned_ms = median_ms(lambda: predictor.predict_graph(graph, analysis, 1), args.repeats)
     t = time.perf_counter()
     result = measure(data, batch_sizes=(1,))
     measure_ms = 1e3 * (time.perf_counter() - t)
     p50 = result.batches[0].latency.p50_ms
     estimate = predictor.predict_graph(graph, analysis, 1)
-    roof = predict_roofline(analysis, device, dtypes=dtypes)
+    roof = predict_roofline(analysis, device)
 
     print(f"ResNet-50, batch 1, device {args.device}, predictor {path.name}")
     print(f"{'step':<34} {'ms':>10} {'measurement / step':>20}")

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nascost.predictors.analysis import Analysis
+from nascost.predictors.analysis import Analysis, node_dtype
 from nascost.predictors.devices import Device
 from nascost.predictors.graph import Graph
 
@@ -61,20 +61,8 @@ class RooflinePrediction:
 
 
 def node_dtypes(graph: Graph) -> dict[str, str]:
-    """Node name -> the dtype its arithmetic runs in (its first float input or output)."""
-    out: dict[str, str] = {}
-    for node in graph.nodes:
-        dtype = DEFAULT_DTYPE
-        for t in (*node.inputs, *node.outputs):
-            if t is not None and t.is_float:
-                dtype = t.dtype
-                break
-        else:
-            ins = [t for t in node.inputs if t is not None]
-            if ins:
-                dtype = ins[0].dtype
-        out[node.name] = dtype
-    return out
+    """Node name -> the dtype its arithmetic runs in (what ``NodeResult.dtype`` holds)."""
+    return {node.name: node_dtype(node) for node in graph.nodes}
 
 
 def predict_roofline(
@@ -90,15 +78,15 @@ def predict_roofline(
         analysis: the counted graph.
         device: the target; its spec supplies peaks, bandwidth and overhead.
         dtype: run every node at this arithmetic ("float32", "tf32", "float16", ...).
-        dtypes: per-node dtype (from :func:`node_dtypes`) when ``dtype`` is not given;
-            nodes not in it run at float32.
+        dtypes: per-node dtype overrides when ``dtype`` is not given; other nodes run at
+            their own arithmetic dtype (``NodeResult.dtype``).
     """
     spec = device.spec
     bw = spec.memory_bandwidth_bytes_per_s
     peaks: dict[str, float] = {}
     times = []
     for n in analysis.nodes:
-        dt = dtype or (dtypes or {}).get(n.name, DEFAULT_DTYPE)
+        dt = dtype or (dtypes or {}).get(n.name) or n.dtype
         peak = peaks.get(dt)
         if peak is None:
             peak = peaks[dt] = spec.peak_for(dt)

@@ -62,6 +62,8 @@ def test_dtype_picks_peak() -> None:
     by_node = predict_roofline(a, dev, dtypes=node_dtypes(g))
     forced32 = predict_roofline(a, dev, dtype="float32")
     assert node_dtypes(g) == {"mm": "float16", "relu": "float16"}
+    # without overrides every node runs at its own dtype (NodeResult.dtype), not float32
+    assert predict_roofline(a, dev).latency_ms == pytest.approx(by_node.latency_ms, rel=1e-12)
     assert forced32.latency_ms / by_node.latency_ms == pytest.approx(4.0, rel=1e-3)
     flops = 2 * 512**3 + 512 * 512
     assert by_node.latency_ms == pytest.approx(1e3 * flops / 4e12, rel=1e-6)
