@@ -215,9 +215,15 @@ class Engine:
         return hit
 
     def analyze(
-        self, ref: graph_pb2.GraphRef, shapes: ShapeRequest, *, include_nodes: bool
+        self,
+        ref: graph_pb2.GraphRef,
+        shapes: ShapeRequest,
+        *,
+        include_nodes: bool,
+        resolved: tuple[str, bytes] | None = None,
     ) -> service_pb2.AnalyzeResponse:
-        digest, data = self.resolve(ref)
+        """Counted indicators. ``resolved``: (digest, bytes) when the caller resolved ``ref``."""
+        digest, data = resolved or self.resolve(ref)
         key = (digest, shape_key(shapes), include_nodes)
         cached = self._answers.get(key)
         if cached is not None:
@@ -300,10 +306,12 @@ class Engine:
         time_remaining_s: Callable[[], float | None] = lambda: None,
     ) -> service_pb2.EstimateResponse:
         """Counted, predicted for every device, and measured where asked and measurable."""
+        resolved = self.resolve(request.graph)  # hash the bytes once for all three parts
         shapes = shape_request(request.shapes)
-        counted = self.analyze(request.graph, shapes, include_nodes=request.include_nodes)
+        counted = self.analyze(request.graph, shapes, include_nodes=request.include_nodes, resolved=resolved)
         predicted = self.predict(
-            prediction_pb2.PredictRequest(graph=request.graph, shapes=request.shapes, device_ids=request.device_ids)
+            prediction_pb2.PredictRequest(graph=request.graph, shapes=request.shapes, device_ids=request.device_ids),
+            resolved=resolved,
         )
         devices = []
         for p in predicted.devices:
@@ -315,25 +323,27 @@ class Engine:
                     ),
                     cancelled=cancelled,
                     time_remaining_s=time_remaining_s,
+                    resolved=resolved,
                 ):
                     if event.HasField("result"):
                         entry.measurement.CopyFrom(event.result)
             devices.append(entry)
         return service_pb2.EstimateResponse(counted=counted, devices=devices, request_id=request.request_id)
 
-    def predict(self, request: prediction_pb2.PredictRequest) -> prediction_pb2.PredictResponse:
+    def predict(
+        self, request: prediction_pb2.PredictRequest, *, resolved: tuple[str, bytes] | None = None
+    ) -> prediction_pb2.PredictResponse:
         """Latency of the graph on each requested device, by each predictor available there."""
-        from nascost.predictors.roofline import node_dtypes, predict_roofline
+        from nascost.predictors.roofline import predict_roofline
 
         wanted = set(request.predictors) or set(PREDICTORS)
         unknown = wanted - set(PREDICTORS)
         if unknown:
             raise InvalidRequestError(f"unknown predictor(s) {sorted(unknown)}; known: {', '.join(PREDICTORS)}")
-        digest, data = self.resolve(request.graph)
+        digest, data = resolved or self.resolve(request.graph)
         counted = self.count(digest, data, shape_request(request.shapes))
         ids = list(request.device_ids)
         devices = self.catalogue.resolve(ids) if ids else self.catalogue.list_devices()
-        dtypes = node_dtypes(counted.graph)
         out = prediction_pb2.PredictResponse(graph_digest=digest)
         for device in devices:
             entry = out.devices.add(device_id=device.id)
@@ -345,7 +355,7 @@ class Engine:
                 accuracy = self._roofline_accuracy(device.id)
                 entry.predictions.append(
                     encode.roofline_prediction(
-                        predict_roofline(counted.analysis, device, dtypes=dtypes),
+                        predict_roofline(counted.analysis, device),
                         heldout_error_pct=100 * accuracy.get("mape", 0.0),
                         heldout_within_10pct=accuracy.get("within_10", 0.0),
                     )
@@ -379,6 +389,7 @@ class Engine:
         *,
         cancelled: Callable[[], bool],
         time_remaining_s: Callable[[], float | None] = lambda: None,
+        resolved: tuple[str, bytes] | None = None,
     ) -> Iterator[measurement_pb2.MeasureEvent]:
         """Measure in the sandboxed worker: progress events, then the stored result."""
         from nascost.measurements.api import Progress, measure_stream, record_measurement
@@ -386,7 +397,7 @@ class Engine:
 
         device_id = request.device_id or LOCAL_DEVICE_ID
         self._measurable(device_id)
-        digest, data = self.resolve(request.graph)
+        digest, data = resolved or self.resolve(request.graph)
         shapes = shape_request(request.shapes)
         options = request.options
         batch_sizes = [int(b) for b in options.batch_sizes]

@@ -260,9 +260,12 @@ def test_token_auth(tmp_path: object) -> None:
 def test_deadline_is_honoured(server_target: str) -> None:
     from nascost.client import DeadlineExceeded
 
-    big = tiny_resnet(channels=32, blocks=8).SerializeToString()
+    # 5,000 nodes take ~0.25 s to analyze: 50x the deadline, so the deadline must win (a
+    # tiny graph could be answered before the client's deadline timer even fires)
+    deep = tiny_resnet(channels=4, blocks=1000).SerializeToString()
     with Client(server_target) as c, pytest.raises(DeadlineExceeded):
-        c.analyze(big + b"", timeout=1e-6, dim_values={"batch": 3})
+        c.analyze(deep, timeout=0.005, dim_values={"batch": 3})
+    _assert_healthy(server_target)
 
 
 def test_metrics_count_calls_by_status(tmp_path: object) -> None:
