@@ -30,6 +30,7 @@ from nascost.predictors.errors import CancelledError, LimitExceededError, Nascos
 from nascost.predictors.graph import ShapeRequest, digest_of
 
 if TYPE_CHECKING:
+    from nascost.measurements.fingerprint import DeviceFingerprint
     from nascost.measurements.store import Store
 
 logger = logging.getLogger(__name__)
@@ -231,19 +232,30 @@ def _forget_symbolic_output_shapes(model_bytes: bytes) -> bytes:
 
 
 def record_measurement(
-    store: Store, result: MeasurementResult, model_bytes: bytes, *, device_id: str = LOCAL_DEVICE_ID
+    store: Store,
+    result: MeasurementResult,
+    model_bytes: bytes,
+    *,
+    device_id: str = LOCAL_DEVICE_ID,
+    graph_digest: str | None = None,
+    fingerprint: DeviceFingerprint | None = None,
 ) -> list[int]:
     """Store every batch size of ``result`` with the local fingerprint (one transaction).
+
+    Args:
+        graph_digest: the model's digest when the caller has it (saves hashing the bytes).
+        fingerprint: the local fingerprint when the caller holds one (saves probing the
+            machine, nvidia-smi included, on every record of a calibration).
 
     Returns:
         The stored row ids, one per batch size.
     """
     from nascost.measurements.fingerprint import local_fingerprint
 
-    fp = local_fingerprint()
+    fp = fingerprint or local_fingerprint()
     return store.add_measurement(
         result,
-        graph_digest=digest_of(model_bytes),
+        graph_digest=graph_digest or digest_of(model_bytes),
         device_id=device_id,
         fingerprint=fp.to_dict(),
         fingerprint_digest=fp.digest,

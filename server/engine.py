@@ -39,6 +39,7 @@ from nascost.server.metrics import Metrics
 from nascost.v1 import devices_pb2, graph_pb2, measurement_pb2, prediction_pb2, service_pb2
 
 if TYPE_CHECKING:
+    from nascost.measurements.fingerprint import DeviceFingerprint
     from nascost.measurements.store import Store
     from nascost.predictors.devices import Catalogue, Device
 
@@ -236,19 +237,22 @@ class Engine:
     # ---------------------------------------------------------------- devices, predictions, measurements
 
     @cached_property
+    def fingerprint(self) -> DeviceFingerprint:
+        """This machine's fingerprint, probed once per server."""
+        from nascost.measurements.fingerprint import local_fingerprint
+
+        return local_fingerprint()
+
+    @cached_property
     def catalogue(self) -> Catalogue:
         """Shipped spec-sheet devices, custom devices from the store, and the local machine
         (fingerprinted; its peaks measured once per fingerprint and cached in the store)."""
         from nascost.measurements.api import device_lock
-        from nascost.measurements.fingerprint import (
-            cached_peaks,
-            last_level_cache_bytes,
-            local_fingerprint,
-        )
+        from nascost.measurements.fingerprint import cached_peaks, last_level_cache_bytes
         from nascost.predictors.devices import Catalogue
 
         catalogue = Catalogue(store=_StoreDevices(self.store))
-        fp = local_fingerprint()
+        fp = self.fingerprint
         threads = self.config.measure_threads
         with device_lock(LOCAL_DEVICE_ID, lock_dir=self.config.data_dir / "locks"):
             peaks = cached_peaks(self.store, fp, intra_op_threads=threads)
@@ -426,7 +430,9 @@ class Engine:
                     progress=measurement_pb2.MeasureProgress(stage=item.stage, fraction=item.fraction, message=item.message)
                 )
             elif isinstance(item, MeasurementResult):
-                ids = record_measurement(self.store, item, data, device_id=device_id)
+                ids = record_measurement(
+                    self.store, item, data, device_id=device_id, graph_digest=digest, fingerprint=self.fingerprint
+                )
                 yield measurement_pb2.MeasureEvent(
                     result=encode.measure_result(item, digest=digest, device_id=device_id, measurement_id=ids[0] if ids else 0)
                 )
@@ -467,7 +473,7 @@ class Engine:
                 lock_dir=lock_dir,
             )
             # every calibration measurement joins the stored data set the predictors train on
-            record_measurement(self.store, result, model_bytes, device_id=device_id)
+            record_measurement(self.store, result, model_bytes, device_id=device_id, fingerprint=self.fingerprint)
             return result
 
         source = next(
