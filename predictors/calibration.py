@@ -125,7 +125,7 @@ class CalibrationReport:
     interval_coverage: dict[str, float] = field(default_factory=dict)
     # held-out measurements used to choose among the learned variants (not in the figures)
     n_validation: int = 0
-    selected_predictor: str = "learned_roofline_prior"
+    selected_predictor: str = "learned_kernel_sum"
     # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
     measurement: dict[str, Any] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
@@ -424,16 +424,17 @@ def calibrate(
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
     if progress is not None:
         progress(CalibrationProgress("fit", 1.0, run.n, f"fitting on {len(train)} measurements"))
-    learned = LatencyPredictor(device, random_state=seed).fit(train, feature_cache=cache)
+    learned = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
     flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
     preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {
         "learned": learned.predict,
         "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
-    candidates = {"learned_roofline_prior": learned}
+    candidates = {"learned_kernel_sum": learned}
     if variants:
         for name, kw in (
+            ("learned_roofline_prior", {"prior": "roofline"}),
             ("learned_kernel_sum_prior", {"prior": "kernels"}),
             ("learned_no_kernels", {"use_kernels": False}),
             ("learned_no_prior", {"use_kernels": False, "prior": "none"}),
@@ -443,7 +444,7 @@ def calibrate(
             preds[name] = cand.predict
     # model selection: half of the held-out models (by model, all batch sizes together)
     # choose the variant; every figure in the report is on the other half
-    selected = "learned_roofline_prior"
+    selected = "learned_kernel_sum"
     test = heldout
     n_validation = 0
     if variants and len({i for i in held_model}) >= 8:

@@ -104,7 +104,9 @@ CATEGORIES: tuple[str, ...] = (
     "other",
 )
 _NO_KERNEL = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Identity", "Dropout"})
-_CONV_FUSABLE = frozenset({"Relu", "Clip", "Sigmoid", "LeakyRelu", "HardSigmoid", "Tanh"})
+_CONV_FUSABLE = frozenset({"Relu", "Clip", "Sigmoid", "LeakyRelu", "HardSigmoid", "Tanh", "HardSwish"})
+# kernels that run on a blocked (NCHWc) tensor as it is: no reorder before or after them
+_NCHWC_PASSTHROUGH = frozenset({"QuickGelu"})
 
 
 def op_category(op_type: str, *, depthwise: bool = False) -> str:
@@ -189,7 +191,13 @@ def kernels_from_profile(events: Iterable[Mapping[str, Any]], *, skip_runs: int 
         d = durs[node][skip_runs:] or durs[node]
         out.append(
             KernelRecord(
-                rec.name, rec.op_type, rec.input_shapes, rec.output_shapes, float(statistics.median(d)), rec.fused
+                rec.name,
+                rec.op_type,
+                rec.input_shapes,
+                rec.output_shapes,
+                float(statistics.median(d)),
+                rec.fused,
+                rec.blocked,
             )
         )
     return out
@@ -255,8 +263,10 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             break
     fused_count = {k: len(v) for k, v in fused_ops.items()}
     rename: dict[str, str] = {}
-    _fold_gelu_and_matmul(graph, consumers, out_names, folded, fused_count, final_out, rename, producer_of, users)
-    nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of)
+    _fold_gelu_and_matmul(
+        graph, consumers, out_names, folded, fused_count, final_out, rename, producer_of, users, extra_inputs
+    )
+    nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of, rename)
     recs = []
     reordered_in: set[str] = set()
     reordered_out: set[str] = set()
@@ -266,6 +276,12 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
         ins = [t for t in n.inputs if t is not None]
         if ins and all(t.is_constant for t in ins):
             continue
+        in_shapes = tuple(_dims(t) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))
+        out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
+        op_type = rename.get(n.name, n.op_type)
+        passthrough = op_type in _NCHWC_PASSTHROUGH
+        if passthrough:
+            in_shapes = in_shapes[:1]
         if n.name in nchwc and n.op_type == "Conv":
             x = n.inputs[0]
             src = _effective_producer(x.name, conv_of, producer_of) if x is not None else None
@@ -273,17 +289,31 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             if x is not None and x.known and src not in nchwc and cin >= _NCHWC_BLOCK and x.name not in reordered_in:
                 reordered_in.add(x.name)
                 recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (_dims(x),), (_dims(x),)))
-        in_shapes = tuple(_dims(t) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))
-        out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
+            w_in = n.inputs[1] if len(n.inputs) > 1 else None
+            ws = (w_in.shape if w_in is not None else None) or ()
+            depthwise = len(ws) > 1 and ws[1] == 1 and cin > 1
+            if (
+                x is not None
+                and x.known
+                and src in nchwc
+                and cin < _NCHWC_BLOCK
+                and not depthwise
+                and x.name not in reordered_out
+            ):
+                # a narrow input is read in NCHW: the blocked producer's output is reordered back
+                reordered_out.add(x.name)
+                padded = _pad_channels(_dims(x))
+                recs.append(KernelRecord(f"{x.name}_reorder_out", "ReorderOutput", (padded,), (_dims(x),)))
+            in_shapes, out_shapes = _nchwc_padded(in_shapes, out_shapes, cin)
         recs.append(
             KernelRecord(
                 n.name,
-                rename.get(n.name, n.op_type),
+                op_type,
                 in_shapes,
                 out_shapes,
                 None,
                 fused_count.get(n.name, 0),
-                n.name in nchwc,
+                n.name in nchwc and not passthrough,
             )
         )
         if n.name not in nchwc:
@@ -295,12 +325,45 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 ):
                     reordered_out.add(t.name)
                     recs.append(
-                        KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (_dims(t),), (_dims(t),))
+                        KernelRecord(
+                            f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t)),), (_dims(t),)
+                        )
                     )
+    for t in graph.outputs:  # blocked results leave the graph in NCHW
+        if _effective_producer(t.name, conv_of, producer_of) in nchwc and t.name not in reordered_out and t.known:
+            reordered_out.add(t.name)
+            recs.append(KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t)),), (_dims(t),)))
     return recs
 
 
 _NCHWC_BLOCK = 16
+
+
+def _pad_channels(shape: tuple[int, ...], axis: int = 1) -> tuple[int, ...]:
+    """``shape`` with dim ``axis`` rounded up to the NCHWc block."""
+    if len(shape) <= axis:
+        return shape
+    c = shape[axis]
+    return (*shape[:axis], -(-c // _NCHWC_BLOCK) * _NCHWC_BLOCK, *shape[axis + 1 :])
+
+
+def _nchwc_padded(
+    in_shapes: tuple[tuple[int, ...], ...], out_shapes: tuple[tuple[int, ...], ...], cin: int
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+    """A blocked Conv's shapes as onnxruntime runs (and profiles) them: output channels
+    padded to the block, and input channels too when the input is blocked (>= one block
+    wide) or the conv is depthwise."""
+    if len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
+        return in_shapes, out_shapes
+    x, w, *rest = in_shapes
+    depthwise = w[1] == 1 and x[1] > 1
+    if depthwise or cin >= _NCHWC_BLOCK:
+        x = _pad_channels(x)
+    w = _pad_channels(w, 0)
+    if not depthwise and cin >= _NCHWC_BLOCK:
+        w = _pad_channels(w, 1)
+    rest = [_pad_channels(r, 0) if len(r) == 1 else _pad_channels(r) for r in rest]
+    return (x, w, *rest), tuple(_pad_channels(o) for o in out_shapes)
 
 
 def _effective_producer(tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any]) -> str | None:
@@ -314,7 +377,11 @@ _NCHWC_FOLLOWERS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "Gl
 
 
 def _nchwc_nodes(
-    graph: Graph, folded: set[str], conv_of: Mapping[str, str], producer: Mapping[str, Any]
+    graph: Graph,
+    folded: set[str],
+    conv_of: Mapping[str, str],
+    producer: Mapping[str, Any],
+    rename: Mapping[str, str],
 ) -> set[str]:
     """Nodes onnxruntime's NCHWc transformer would run in the blocked layout (AVX-512 block 16)."""
     out: set[str] = set()
@@ -324,14 +391,24 @@ def _nchwc_nodes(
             cout, cin_g = w[0] or 0, w[1] or 0
             groups = n.attrs.get_int("group", 1)
             ok = cout % 4 == 0 and (
-                (groups == 1 and (cin_g % 4 == 0 or cin_g < _NCHWC_BLOCK)) or (groups == cout and cin_g == 1)
+                (groups == 1 and (cin_g % 4 == 0 or cin_g < _NCHWC_BLOCK))
+                or (groups == cout and cin_g == 1)
+                or (groups > 1 and cin_g % _NCHWC_BLOCK == 0 and (cout // groups) % _NCHWC_BLOCK == 0)
             )
             if ok:
                 out.add(n.name)
-        elif n.op_type in _NCHWC_FOLLOWERS and n.inputs and n.inputs[0] is not None:
+        elif rename.get(n.name) in _NCHWC_PASSTHROUGH and n.inputs and n.inputs[0] is not None:
             p = producer.get(n.inputs[0].name)
-            src = conv_of.get(n.inputs[0].name, p.name if p is not None else "")
-            if src in out:
+            if conv_of.get(n.inputs[0].name, p.name if p is not None else "") in out:
+                out.add(n.name)
+        elif n.op_type in _NCHWC_FOLLOWERS and n.inputs and n.inputs[0] is not None:
+            x = n.inputs[0]
+            p = producer.get(x.name)
+            src = conv_of.get(x.name, p.name if p is not None else "")
+            # a pool stays blocked only on whole blocks of channels (else it reads NCHW)
+            xs = x.shape or ()
+            whole = len(xs) > 1 and (xs[1] or 0) % _NCHWC_BLOCK == 0
+            if src in out and whole:
                 out.add(n.name)
     return out
 
@@ -346,8 +423,10 @@ def _fold_gelu_and_matmul(
     rename: dict[str, str],
     producer: Mapping[str, Any],
     users: Mapping[str, list[Any]],
+    extra_inputs: dict[str, list[tuple[int, ...]]],
 ) -> None:
-    """Erf-based GELU (+ a bias Add before it) -> one Gelu/BiasGelu kernel; MatMul + scale/Transpose -> FusedMatMul."""
+    """Erf-based GELU (+ a bias Add before it) -> one Gelu/BiasGelu kernel; x * Sigmoid(x) ->
+    QuickGelu; MatMul + scale/Transpose -> FusedMatMul."""
     for n in graph.nodes:
         if n.op_type != "Erf" or n.name in folded or not n.inputs or n.inputs[0] is None:
             continue
@@ -379,6 +458,21 @@ def _fold_gelu_and_matmul(
             folded.add(bias.name)
             fused_count[n.name] += 1
             rename[n.name] = "BiasGelu"
+            extra_inputs.setdefault(n.name, []).extend(
+                _dims(t) for t in bias.inputs if t is not None and t.is_constant and t.known
+            )
+    for n in graph.nodes:  # x * Sigmoid(x) (SiLU / Swish) -> QuickGelu(alpha=1)
+        if n.op_type != "Sigmoid" or n.name in folded or not n.inputs or n.inputs[0] is None:
+            continue
+        x = n.inputs[0]
+        u = users.get(n.outputs[0].name, [])
+        if len(u) != 1 or u[0].op_type != "Mul" or u[0].name in folded or n.outputs[0].name in out_names:
+            continue
+        if {t.name for t in u[0].inputs if t is not None} != {x.name, n.outputs[0].name}:
+            continue
+        folded.add(n.name)
+        fused_count[u[0].name] = fused_count.get(u[0].name, 0) + 1
+        rename[u[0].name] = "QuickGelu"
     for n in graph.nodes:
         if n.op_type != "MatMul" or n.name in folded:
             continue
@@ -410,7 +504,7 @@ KERNEL_FEATURES: tuple[str, ...] = (
     "log_bytes",
     "arith_intensity",
     "n_inputs",
-    "fused",
+    "fused_op",
     "conv_kernel",
     "conv_stride",
     "log_conv_cin",
@@ -423,12 +517,18 @@ KERNEL_FEATURES: tuple[str, ...] = (
     "log_mm_batch",
     "out_rank",
     "log_last_dim",
+    "log_rows",
     "blocked_layout",
     "channels_mod16",
 )
 
 
 _KIDX: dict[str, int] = {k: i for i, k in enumerate(KERNEL_FEATURES)}
+# onnxruntime kernels that stand for several graph nodes. Whether a kernel is fused is read
+# from its op type only: a profile does not say how many nodes a kernel replaced, so a count
+# would differ between training (profiles) and prediction (pseudo kernels).
+_FUSED_OPS = frozenset({"BiasGelu", "Gelu", "FastGelu", "QuickGelu", "SkipLayerNormalization", "BiasSoftmax"})
+_SPATIAL = frozenset({"conv", "conv_depthwise", "pool", "global_pool", "reorder"})
 # columns holding log1p(max(v, 0)) of a raw count (applied to the whole matrix at once)
 _KLOG_COLS = np.asarray([i for i, k in enumerate(KERNEL_FEATURES) if k.startswith("log_")], dtype=np.intp)
 _CAT_COL: dict[str, int] = {c: _KIDX[f"cat_{c}"] for c in CATEGORIES}
@@ -462,16 +562,28 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None) -> list[float]:
         row[ix["log_conv_cout"]] = w[0]
         row[ix["log_conv_groups"]] = groups
         row[ix["log_conv_out_hw"]] = prod(out0[2:])
-    elif base in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
-        a, b = ins[0], ins[1]
+    elif base in ("MatMul", "Gemm") and ins and ins[0] and (len(ins) >= 2 or out0):
+        a = ins[0]
         kdim = a[-1]
-        n_ = b[0] if base == "Gemm" and b and len(b) == 2 and b[0] != kdim else b[-1]
+        if len(ins) >= 2 and len(ins[1]) >= 2:
+            b = ins[1]
+            n_ = b[0] if base == "Gemm" and b and len(b) == 2 and b[0] != kdim else b[-1]
+        else:
+            # onnxruntime's profile leaves out pre-packed constant weights (a Gemm's bias
+            # stays): (K, N) from the shapes
+            n_ = out0[-1]
+            b = (kdim, n_)
+            in_elems += kdim * n_
         macs = prod(out0) * kdim if out0 else prod(a[:-1]) * kdim * n_
         weight_elems = prod(b)
-        row[ix["log_mm_m"]] = a[-2] if len(a) >= 2 else 1
+        if len(b) == 2:  # a 2-D right operand: one GEMM over every leading dim of a
+            row[ix["log_mm_m"]] = prod(a[:-1])
+            row[ix["log_mm_batch"]] = 1
+        else:
+            row[ix["log_mm_m"]] = a[-2] if len(a) >= 2 else 1
+            row[ix["log_mm_batch"]] = prod(out0[:-2]) if len(out0) > 2 else 1
         row[ix["log_mm_k"]] = kdim
         row[ix["log_mm_n"]] = n_
-        row[ix["log_mm_batch"]] = prod(out0[:-2]) if len(out0) > 2 else 1
     flops = 2 * macs + out_elems
     mem_bytes = 4 * (in_elems + out_elems)
     if node is not None:
@@ -488,12 +600,16 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None) -> list[float]:
     row[ix["log_out_elems"]] = out_elems
     row[ix["log_bytes"]] = mem_bytes
     row[ix["arith_intensity"]] = flops / mem_bytes if mem_bytes else 0.0
-    row[ix["n_inputs"]] = float(len(ins))
-    row[ix["fused"]] = float(rec.fused + (1 if fused_prefix else 0))
-    row[ix["out_rank"]] = float(len(out0))
+    row[ix["n_inputs"]] = float(max(len(ins), 2 if base in ("MatMul", "Gemm") else 0))
+    row[ix["fused_op"]] = float(fused_prefix or base in _FUSED_OPS)
     row[ix["log_last_dim"]] = out0[-1] if out0 else 0.0
+    row[ix["log_rows"]] = out_elems // out0[-1] if out0 and out0[-1] else 0
     row[ix["blocked_layout"]] = float(rec.blocked)
-    row[ix["channels_mod16"]] = float(out0[1] % 16) if len(out0) == 4 else -1.0
+    if cat in _SPATIAL:  # NCHW layouts; elsewhere the rank says nothing the sizes do not
+        row[ix["out_rank"]] = float(len(out0))
+        row[ix["channels_mod16"]] = float(out0[1] % 16) if len(out0) == 4 else -1.0
+    else:
+        row[ix["channels_mod16"]] = -1.0
     return row
 
 

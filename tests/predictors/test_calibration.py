@@ -82,7 +82,16 @@ def test_small_real_calibration_reports_every_predictor(small_calibration: Any) 
     for name, group in rep.accuracy.items():
         if name == "in_dist_cv":
             continue
-        assert {"learned", "roofline", "flops_only", "learned_kernel_sum_prior", "learned_no_kernels", "learned_no_prior"} <= set(
+        assert {
+            "learned",
+            "roofline",
+            "flops_only",
+            "learned_kernel_sum",
+            "learned_roofline_prior",
+            "learned_kernel_sum_prior",
+            "learned_no_kernels",
+            "learned_no_prior",
+        } <= set(
             group
         )
         for r in group.values():
@@ -115,7 +124,7 @@ def test_calibration_saved_a_loadable_artifact(small_calibration: Any) -> None:
     assert meta["sampler"]["max_macs_per_example"] == 8e6 and meta["sampler"]["resnet50_reference"] is None
     p = load_predictor(rep.artifact_path)
     # profile events became kernel records: variants that use kernels have a kernel model
-    uses_kernels = rep.selected_predictor in ("learned_roofline_prior", "learned_kernel_sum_prior")
+    uses_kernels = rep.selected_predictor in ("learned_kernel_sum", "learned_roofline_prior", "learned_kernel_sum_prior")
     assert meta["has_kernel_model"] == uses_kernels == (p.kernel_model_ is not None)
 
 

@@ -24,6 +24,7 @@ from nascost.predictors.learned import (
     KernelLatencyRegressor,
     LatencyPredictor,
     TrainingExample,
+    kernel_targets,
     latest_artifact,
     list_versions,
     load_predictor,
@@ -150,6 +151,60 @@ def test_kernel_level_model_is_used_when_kernels_are_given() -> None:
     assert np.median(np.abs(p.predict(exs[45:]) / y - 1)) < 0.15
 
 
+def _timed_examples(n: int, profile_factor: float = 1.0) -> list[TrainingExample]:
+    """Examples whose kernels take 1 µs + FLOPs at 40 GFLOP/s; the end-to-end time is the
+    kernel sum plus 50 µs, and the 'profile' reports each kernel ``profile_factor`` slower."""
+    exs = []
+    for e in _examples(n, 2):
+        ks = []
+        for k in pseudo_kernels(e.graph):
+            us = 1.0 + np.expm1(kernel_features(k)["log_flops"]) / 40e3
+            ks.append(type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, float(us)))
+        ms = sum(k.latency_us for k in ks) / 1e3 + 0.05  # type: ignore[misc]
+        ks = [type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, k.latency_us * profile_factor) for k in ks]  # type: ignore[operator]
+        exs.append(TrainingExample(e.graph, e.analysis, e.batch_size, ms, tuple(ks), e.family))
+    return exs
+
+
+def test_kernel_targets_sum_to_the_measured_latency() -> None:
+    exs = _timed_examples(6, profile_factor=1.7)  # the profiler's own cost inflates every kernel
+    timed, y = kernel_targets(exs)
+    assert len(timed) == len(y) == sum(len(e.kernels) for e in exs)
+    i = 0
+    for e in exs:
+        n = len(e.kernels)
+        assert y[i : i + n].sum() == pytest.approx(1e3 * e.measured_ms, rel=1e-9)
+        # shares within the example are the profile's
+        prof = np.array([k.latency_us for k in e.kernels])
+        np.testing.assert_allclose(y[i : i + n] / y[i : i + n].sum(), prof / prof.sum(), rtol=1e-9)
+        i += n
+
+
+def test_kernel_sum_predictor_is_the_scaled_kernel_sum_and_survives_saving(tmp_path: Path) -> None:
+    exs = _timed_examples(60, profile_factor=1.7)
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs[:45])
+    assert p.kernel_model_ is not None
+    ests = p.predict_many([(e.graph, e.analysis, e.batch_size) for e in exs[45:]])
+    for est in ests:
+        assert est.latency_ms == pytest.approx(est.kernel_sum_ms * np.exp(p.sum_log_scale_), rel=1e-12)
+        assert est.latency_ms_low <= est.latency_ms <= est.latency_ms_high
+    y = np.array([e.measured_ms for e in exs[45:]])
+    pred = np.array([est.latency_ms for est in ests])
+    # the profiler's 1.7x is gone: predictions are of the end-to-end time
+    assert np.median(np.abs(pred / y - 1)) < 0.15
+    q = load_predictor(save_predictor(p, tmp_path))
+    assert q.prior == "kernel_sum" and q.sum_log_scale_ == p.sum_log_scale_
+    np.testing.assert_allclose(q.predict(exs[45:]), pred, rtol=1e-6)
+
+
+def test_kernel_sum_without_kernels_falls_back_to_the_roofline_prior() -> None:
+    exs = _examples(30, 2)
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs)
+    r = LatencyPredictor(DEV, prior="roofline").fit(exs)
+    assert p.kernel_model_ is None
+    np.testing.assert_allclose(p.predict(exs), r.predict(exs), rtol=1e-12)
+
+
 def test_kernels_from_profile_takes_medians() -> None:
     ev = [
         {"cat": "Session", "name": "model_run", "dur": 100},
@@ -172,7 +227,7 @@ def test_kernels_from_profile_takes_medians() -> None:
     assert k.name == "conv" and k.op_type == "FusedConv" and k.latency_us == 11
     assert k.input_shapes == ((1, 3, 8, 8), (4, 3, 3, 3))
     f = kernel_features(k)
-    assert f["cat_conv"] == 1 and f["fused"] == 1
+    assert f["cat_conv"] == 1 and f["fused_op"] == 1
     assert np.expm1(f["log_macs"]) == pytest.approx(4 * 8 * 8 * 3 * 9)
     assert f["conv_kernel"] == 3 and f["conv_stride"] == 1
 

@@ -1,0 +1,143 @@
+"""Pseudo kernels against onnxruntime's own profile of the same graph.
+
+The learned predictor trains its kernel model on profiled kernels and predicts from
+pseudo kernels derived from the user's graph, so the two must describe the same kernels:
+the same op types, the same blocked (NCHWc) convolutions with the same padded channel
+counts, the same reorders. Each model here exercises one rule; the reference is the
+kernel list onnxruntime (1 thread, default optimizations) profiles for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from nascost.predictors.features import (
+    KernelRecord,
+    kernel_features,
+    kernels_from_profile,
+    pseudo_kernels,
+)
+from nascost.predictors.graph import ShapeRequest, load_graph
+from nascost.predictors.sampler import INPUT_NAME, _Builder
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def _profiled(model_bytes: bytes, shape: tuple[int, ...]) -> list[KernelRecord]:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="nascost-test-prof-"), "p")
+    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    sess.run(None, {INPUT_NAME: x})
+    with open(sess.end_profiling()) as f:
+        return kernels_from_profile(json.load(f))
+
+
+def _both(build: Callable[[_Builder], str], chw: tuple[int, int, int]) -> tuple[list[KernelRecord], list[KernelRecord]]:
+    b = _Builder(np.random.default_rng(0))
+    model = b.model(build(b), chw, "t")
+    real = _profiled(model.SerializeToString(), (1, *chw))
+    pseudo = pseudo_kernels(load_graph(model, ShapeRequest(dim_values={"N": 1})))
+    return real, pseudo
+
+
+def _ops(recs: list[KernelRecord]) -> Counter[tuple[str, bool]]:
+    return Counter((r.op_type, r.blocked) for r in recs if r.op_type not in ("Flatten", "Reshape"))
+
+
+def _convs(recs: list[KernelRecord]) -> list[tuple[tuple[int, ...], ...]]:
+    return [r.input_shapes[:2] + r.output_shapes for r in recs if r.op_type == "Conv"]
+
+
+def test_silu_is_one_quickgelu_on_the_blocked_tensor() -> None:
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 32, 3, 16)
+        x = b.act(x, "silu")
+        x, _ = b.conv(x, 32, 32, 3, hw, groups=32)
+        x = b.act(x, "silu")
+        x, _ = b.conv(x, 32, 32, 1, hw)
+        return b.op("GlobalAveragePool", [x])
+
+    real, pseudo = _both(build, (3, 16, 16))
+    assert _ops(pseudo) == _ops(real)
+    assert ("QuickGelu", False) in _ops(real) and not any(r.op_type in ("Sigmoid", "Mul") for r in pseudo)
+
+
+def test_hardswish_folds_into_the_conv_and_grouped_convs_run_blocked() -> None:
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 32, 3, 16)
+        x = b.act(x, "hardswish")
+        x, _ = b.conv(x, 32, 32, 3, hw, groups=2)  # 16 channels per group: blocked
+        x = b.act(x, "hardswish")
+        return b.op("GlobalAveragePool", [x])
+
+    real, pseudo = _both(build, (3, 16, 16))
+    assert _ops(pseudo) == _ops(real)
+    assert _ops(real)[("Conv", True)] == 2 and not any(r.op_type == "HardSwish" for r in real)
+
+
+def test_narrow_blocked_convs_are_padded_and_reordered_like_onnxruntime() -> None:
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 8, 3, 16)  # 8 output channels: padded to one block of 16
+        x = b.act(x, "relu6")
+        x, _ = b.conv(x, 8, 8, 3, hw, groups=8)  # depthwise on the padded tensor
+        x = b.act(x, "relu6")
+        x, _ = b.conv(x, 8, 24, 1, hw)  # 8 input channels: reads NCHW, after a reorder
+        return b.op("GlobalAveragePool", [x])
+
+    real, pseudo = _both(build, (3, 16, 16))
+    assert _ops(pseudo) == _ops(real)
+    assert _convs(pseudo) == _convs(real)
+    assert _convs(real)[0][1][0] == 16  # the padding is onnxruntime's, not ours
+
+
+def test_profiled_matmul_without_its_weight_has_the_full_kernels_features() -> None:
+    # onnxruntime's profile leaves out pre-packed constant weights of MatMul
+    def build(b: _Builder) -> str:
+        return b.linear(INPUT_NAME, 64, 96, 10)
+
+    real, pseudo = _both(build, (10, 64))
+    (mm,) = [r for r in real if r.op_type == "MatMul"]
+    assert mm.input_shapes == ((1, 10, 64),)
+    (pm,) = [r for r in pseudo if r.op_type == "MatMul"]
+    assert pm.input_shapes == ((1, 10, 64), (64, 96))
+    assert kernel_features(mm) == kernel_features(pm)
+    f = kernel_features(mm)
+    assert np.expm1(f["log_macs"]) == pytest.approx(10 * 64 * 96)
+    assert np.expm1(f["log_weight_elems"]) == pytest.approx(64 * 96)
+
+
+def test_matmul_with_a_2d_weight_is_one_gemm_over_the_leading_dims() -> None:
+    # (N, H, W, C) @ (C, D) runs as one (N*H*W, C) x (C, D) GEMM, as (N, H*W, C) does
+    f4 = kernel_features(KernelRecord("m", "MatMul", ((2, 7, 7, 48), (48, 96)), ((2, 7, 7, 96),)))
+    f3 = kernel_features(KernelRecord("m", "MatMul", ((1, 98, 48), (48, 96)), ((1, 98, 96),)))
+    assert f4["log_mm_m"] == f3["log_mm_m"] == pytest.approx(np.log1p(98))
+    assert f4["log_mm_batch"] == f3["log_mm_batch"] == pytest.approx(np.log1p(1))
+    assert f4["log_macs"] == f3["log_macs"]
+    # a batched matmul of two activations keeps its batch
+    fb = kernel_features(KernelRecord("m", "MatMul", ((2, 4, 16, 8), (2, 4, 8, 16)), ((2, 4, 16, 16),)))
+    assert fb["log_mm_m"] == pytest.approx(np.log1p(16)) and fb["log_mm_batch"] == pytest.approx(np.log1p(8))
+
+
+def test_profiled_gemm_keeps_its_bias_but_not_its_weight() -> None:
+    def build(b: _Builder) -> str:
+        x, _ = b.conv(INPUT_NAME, 3, 32, 3, 8)
+        return b.head(x, 32, 100)
+
+    real, pseudo = _both(build, (3, 8, 8))
+    (g,) = [r for r in real if r.op_type == "Gemm"]
+    (pg,) = [r for r in pseudo if r.op_type == "Gemm"]
+    assert g.input_shapes == ((1, 32), (100,))
+    f = kernel_features(g)
+    assert np.expm1(f["log_weight_elems"]) == pytest.approx(32 * 100)
+    assert np.expm1(f["log_macs"]) == pytest.approx(np.expm1(kernel_features(pg)["log_macs"]))
