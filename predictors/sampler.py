@@ -54,6 +54,7 @@ TRAIN_FAMILIES: tuple[str, ...] = (
     "transformer_mlp",
     "transformer_block",
     "mixer",
+    "conv_mixed",
 )
 HELDOUT_FAMILIES: tuple[str, ...] = ("resnet50_like", "mobilenetv2_like", "vit_like", "convnext_like")
 
@@ -242,7 +243,9 @@ _CNN_KINDS = {
     "conv_se": "se",
     "conv_residual": "residual",
     "conv_inverted_bottleneck": "ib",
+    "conv_mixed": "mixed",  # each stage draws its own block kind, kernel and activation
 }
+_MIXED_KINDS = ("plain", "dwsep", "grouped", "se", "residual", "ib")
 
 
 def _cnn_block(
@@ -292,9 +295,10 @@ def _build_cnn(family: str, rng: np.random.Generator, dry: bool = False) -> tupl
     cfg: dict[str, Any] = {
         "resolution": int(_pick(rng, [32, 48, 64, 96, 112, 128, 160, 192, 224])),
         "width": int(_pick(rng, [8, 12, 16, 24, 32, 48, 64])),
-        "stages": int(rng.integers(1, 5)),
-        "blocks_per_stage": int(rng.integers(1, 4)),
-        "kernel": int(_pick(rng, [1, 3, 3, 5, 7] if kind in ("dwsep", "ib") else [1, 3, 3, 3, 5])),
+        "stages": int(rng.integers(1, 6)),
+        # up to 6 blocks a stage: deep, narrow networks (MobileNet-like depth) are in range
+        "blocks_per_stage": int(_pick(rng, [1, 1, 2, 2, 3, 4, 6])),
+        "kernel": int(_pick(rng, [1, 3, 3, 5, 7] if kind in ("dwsep", "ib", "mixed") else [1, 3, 3, 3, 5])),
         "act": str(_pick(rng, ["relu", "relu", "relu6", "silu", "hardswish"])),
         "width_mult": float(_pick(rng, [1.5, 2.0])),
         "groups": int(_pick(rng, [2, 4, 8])),
@@ -304,6 +308,10 @@ def _build_cnn(family: str, rng: np.random.Generator, dry: bool = False) -> tupl
         "classes": int(_pick(rng, [10, 100, 1000])),
         "stem": str(_pick(rng, ["conv3s2", "conv3s2", "conv3s2_maxpool", "conv7s2_maxpool", "patchify4", "conv3s1"])),
     }
+    if kind == "mixed":
+        cfg["stage_kinds"] = [str(_pick(rng, _MIXED_KINDS)) for _ in range(cfg["stages"])]
+        cfg["stage_kernels"] = [int(_pick(rng, [3, 3, 5, 7])) for _ in range(cfg["stages"])]
+        cfg["stage_acts"] = [str(_pick(rng, ["relu", "relu6", "silu", "hardswish"])) for _ in range(cfg["stages"])]
     b = _Builder(rng, dry)
     hw = cfg["resolution"]
     c = cfg["width"]
@@ -318,9 +326,13 @@ def _build_cnn(family: str, rng: np.random.Generator, dry: bool = False) -> tupl
         hw = (hw + 2 - 3) // 2 + 1
     for s in range(cfg["stages"]):
         cout = c if s == 0 else round(c * cfg["width_mult"] / 4) * 4
+        block_kind, block_cfg = kind, cfg
+        if kind == "mixed":
+            block_kind = cfg["stage_kinds"][s]
+            block_cfg = {**cfg, "kernel": cfg["stage_kernels"][s], "act": cfg["stage_acts"][s]}
         for i in range(cfg["blocks_per_stage"]):
             stride = 2 if (i == 0 and s > 0 and hw >= 4) else 1
-            x, hw = _cnn_block(b, x, kind, c, cout, hw, stride, cfg)
+            x, hw = _cnn_block(b, x, block_kind, c, cout, hw, stride, block_cfg)
             c = cout
     x = b.head(x, c, cfg["classes"])
     shape = (3, cfg["resolution"], cfg["resolution"])
@@ -343,17 +355,26 @@ def _build_transformer(
         "patch": int(_pick(rng, [4, 8, 16])),
         "grid": int(_pick(rng, [4, 7, 8, 14, 16])),
         "head": str(_pick(rng, ["none", "mean"])),
+        # channel-last feature maps (N, H, W, D): MLPs, norms and activations on 4-D tensors
+        "layout": str(_pick(rng, ["tokens", "tokens", "grid"])) if family == "transformer_mlp" else "tokens",
     }
     b = _Builder(rng, dry)
     x = INPUT_NAME
+    if cfg["embed"] == "patch":
+        cfg["layout"] = "tokens"  # patches are embedded as a sequence
+    grid4d = cfg["layout"] == "grid"
     if cfg["embed"] == "patch":
         p, grid = cfg["patch"], cfg["grid"]
         cfg["seq_len"] = grid * grid
         x, _ = b.conv(x, 3, d, p, p * grid, stride=p, pad=0)
         x = b.op("Transpose", [b.op("Reshape", [x, b.const([0, d, grid * grid])])], perm=[0, 2, 1])
         shape: tuple[int, ...] = (3, p * grid, p * grid)
+    if grid4d:
+        cfg["seq_len"] = cfg["grid"] * cfg["grid"]
     s = cfg["seq_len"]
-    if cfg["embed"] != "patch":
+    if grid4d:
+        shape = (cfg["grid"], cfg["grid"], d)
+    elif cfg["embed"] != "patch":
         shape = (s, d)
     for _ in range(cfg["depth"]):
         if family == "transformer_attention":
@@ -369,7 +390,7 @@ def _build_transformer(
             x = b.op("Add", [x, b.mlp(b.layer_norm(x, d), s, d, d * cfg["mlp_ratio"], cfg["act"])])
     x = b.layer_norm(x, d)
     if cfg["head"] == "mean":
-        x = b.op("ReduceMean", [x], axes=[1], keepdims=0)
+        x = b.op("ReduceMean", [x], axes=[1, 2] if grid4d else [1], keepdims=0)
         b.macs += d * 1000
         x = b.op("Gemm", [x, b.weight((1000, d)), b.weight((1000,), fan_in=d)], transB=1)
     return b.model(x, shape, family), cfg, shape, b.macs

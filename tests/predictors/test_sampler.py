@@ -108,3 +108,23 @@ def test_resnet50_sample_has_torchvisions_macs() -> None:
     a = analyze(load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1})))
     assert a.torchvision_macs == s.macs_per_example
     assert a.params.trainable == pytest.approx(25.5e6, rel=0.01)
+
+
+def test_mixed_cnns_vary_their_blocks_by_stage_and_mlps_run_channel_last() -> None:
+    kinds: set[str] = set()
+    for seed in range(12):
+        s = build("conv_mixed", seed, max_macs_per_example=60e6)
+        assert len(s.config["stage_kinds"]) == s.config["stages"]
+        kinds |= set(s.config["stage_kinds"])
+    assert len(kinds) >= 4
+    grids = [s for s in (build("transformer_mlp", seed, max_macs_per_example=60e6) for seed in range(24)) if s.config["layout"] == "grid"]
+    assert grids
+    for s in grids:
+        g, d = s.config["grid"], s.config["dim"]
+        assert s.input_shape == (g, g, d)
+        y = _run(s.model_bytes(), s.input_array(2))
+        assert y.shape == ((2, 1000) if s.config["head"] == "mean" else (2, g, g, d))
+        a = analyze(load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 2})))
+        # per token: two d x (d * ratio) linears per layer
+        assert a.torchvision_macs == 2 * s.macs_per_example
+        assert s.macs_per_example >= s.config["depth"] * 2 * g * g * d * d * s.config["mlp_ratio"]
