@@ -1,16 +1,21 @@
 """Calibration: sample architectures, measure them, fit the learned predictor, evaluate.
 
-``calibrate(device, budget_s=..., measure_fn=...)`` runs four phases inside the budget:
+``calibrate(device, budget_s=..., measure_fn=...)`` runs four phases inside the budget (the
+first three interleaved in time, so a drift of the machine's speed cannot bias held-out
+models against training ones):
 
-1. **held-out** (``heldout_fraction`` of the budget): models of the held-out families
-   (ResNet-50-like, MobileNetV2-like, ViT-like, ConvNeXt-like), never used for fitting;
-2. **explore** (half of what is left): uniform draws from the training families;
+1. **held-out** (``heldout_fraction`` of the measuring time): models of the held-out
+   families (ResNet-50-like, MobileNetV2-like, ViT-like, ConvNeXt-like), never used for
+   fitting;
+2. **explore** (half of the training time): uniform draws from the training families;
 3. **adapt**: refits every few samples, estimates each family's error out-of-fold and
    draws the next families in proportion to it (the budget goes where the error is);
 4. **fit + evaluate**: final fit; per predictor (roofline, learned, FLOPs-only baseline,
-   and learned variants without the kernel model) ±5/10/15 %, RMSPE, MAPE, Spearman and
-   Kendall on the held-out models, per batch size; few-shot accuracy vs k when a source
-   device's predictor is given.
+   and the learned variants: the scaled kernel sum — the default —, graph-level models on
+   the roofline or the kernel sum, without kernels, without a prior) ±5/10/15 %, RMSPE,
+   MAPE, Spearman and Kendall on the held-out models, per batch size; "learned" is the
+   variant chosen on a validation half of the held-out models; few-shot accuracy vs k
+   when a source device's predictor is given.
 
 ``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None)``
 is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop. A
@@ -352,7 +357,7 @@ def calibrate(
     start = time.monotonic()
     run = _Runner(measure_fn, start + budget_s, progress, budget_s, start)
 
-    # 1. held-out families
+    # the held-out families' sampler (a seed of its own: never the training stream)
     heldout: list[TrainingExample] = []
     held_model: list[int] = []  # which held-out model each measurement is of
     measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
@@ -369,27 +374,6 @@ def calibrate(
     )
     # one held-out model at ResNet-50's own scale when the cap allows it
     reference_pending = max_macs_per_example >= RESNET50_MACS
-    held_deadline = start + budget_s * heldout_fraction
-    i = 0
-    while time.monotonic() < held_deadline or len(heldout) < 2 * len(batch_sizes):
-        if run.time_left() <= 0 and (len(heldout) >= 2 * len(batch_sizes) or run.failed >= 20):
-            break
-        family = HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)]
-        if reference_pending and family == "resnet50_like":
-            sample = resnet50_sample(seed)
-            reference_pending = False
-        else:
-            sample = hs.sample(family)
-        i += 1
-        for b in batch_sizes:
-            m = run.measure(sample, b, "heldout")
-            if m is not None:
-                heldout.append(m.example)
-                held_model.append(i)
-        if i > 10_000:
-            break
-
-    # 2. explore, 3. adapt
     sampler = ArchitectureSampler(
         seed,
         families=train_families,
@@ -398,11 +382,45 @@ def calibrate(
         large_share=large_share,
     )
     train: list[TrainingExample] = []
-    explore_until = time.monotonic() + max(0.0, run.time_left()) * 0.5
     weights: list[float] | None = None
     next_refit = 0
-    while run.time_left() > 0 or len(train) < 4 * len(batch_sizes):
-        phase = "explore" if time.monotonic() < explore_until or len(train) < 20 else "adapt"
+    nb = len(batch_sizes)
+    held_spent = train_spent = 0.0  # seconds spent measuring each kind of model
+    explore_s = 0.5 * budget_s * (1.0 - heldout_fraction)
+    i = 0
+    # Held-out and training models are interleaved in time (held-out ones take
+    # ``heldout_fraction`` of the measuring time), so a drift of the machine's speed during
+    # the calibration (other tenants, thermals) cannot bias one set against the other.
+    while True:
+        if run.time_left() <= 0 and ((len(heldout) >= 2 * nb and len(train) >= 4 * nb) or run.failed >= 40):
+            break
+        if run.n + run.failed > 100_000:
+            break
+        if len(heldout) < 2 * nb:
+            held = True
+        elif len(train) < 4 * nb:
+            held = False
+        else:
+            held = held_spent < heldout_fraction * (held_spent + train_spent)
+        t0 = time.monotonic()
+        if held:
+            # 1. held-out families, in rounds of one model each
+            family = HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)]
+            if reference_pending and family == "resnet50_like":
+                sample = resnet50_sample(seed)
+                reference_pending = False
+            else:
+                sample = hs.sample(family)
+            i += 1
+            for b in batch_sizes:
+                m = run.measure(sample, b, "heldout")
+                if m is not None:
+                    heldout.append(m.example)
+                    held_model.append(i)
+            held_spent += time.monotonic() - t0
+            continue
+        # 2. explore (uniform over the families), then 3. adapt (where the error is)
+        phase = "explore" if train_spent < explore_s or len(train) < 20 else "adapt"
         if phase == "adapt" and len(train) >= next_refit:
             errs = _family_errors(train, device, seed, cache=cache)
             floor = 0.02
@@ -414,10 +432,7 @@ def calibrate(
             m = run.measure(sample, b, phase)
             if m is not None:
                 train.append(m.example)
-        if run.time_left() <= 0 and (len(train) >= 4 * len(batch_sizes) or run.failed >= 40):
-            break
-        if run.n + run.failed > 100_000:
-            break
+        train_spent += time.monotonic() - t0
 
     # 4. fit + evaluate
     if len(train) < 2:

@@ -193,3 +193,35 @@ def test_measurement_description_args_win_and_resnet50_is_held_out() -> None:
     # undescribed measure_fn: recorded as such
     plain = calibrate(DEV, budget_s=0.5, measure_fn=lambda b, n: (1.0 + len(b) / 1e6, [], None), max_macs_per_example=4e6, variants=False)
     assert plain.measurement["timing_statistic"].startswith("p50_ms (as returned by measure_fn")
+
+
+def test_held_out_models_are_interleaved_with_training_ones_in_time() -> None:
+    # a machine that slows down steadily: without interleaving, the held-out models (all
+    # measured first) would be the fast ones
+    phases: list[str] = []
+    t0 = time.monotonic()
+
+    def drifting(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        time.sleep(0.004)
+        return (1.0 + len(model_bytes) / 1e6) * (1.0 + (time.monotonic() - t0)), [], None
+
+    rep = calibrate(
+        DEV,
+        budget_s=3.0,
+        measure_fn=drifting,
+        batch_sizes=(1,),
+        max_macs_per_example=4e6,
+        variants=False,
+        heldout_fraction=0.25,
+        progress=lambda p: phases.append(p.phase),
+    )
+    measured = [p for p in phases if p != "fit"]
+    held = [i for i, p in enumerate(measured) if p == "heldout"]
+    n = len(measured)
+    assert rep.n_heldout == len(held) and rep.n_train == n - len(held)
+    # held-out models in every third of the run (they take a quarter of the time, building
+    # included, which is a smaller share of the count: their families build slower)
+    thirds = [sum(1 for i in held if k * n / 3 <= i < (k + 1) * n / 3) for k in range(3)]
+    assert all(t > 0 for t in thirds), thirds
+    assert 4 <= len(held) < n / 2
+    assert {"explore", "adapt"} <= set(measured)
