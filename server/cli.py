@@ -418,16 +418,23 @@ def print_calibration(report: Any) -> None:
         f"{report.heldout_models} held-out measurements, {report.elapsed_s:.0f} s",
         header_style="bold",
     )
+    width = max((len(m.predictor) for m in report.metrics), default=9)
     for col in ("predictor", "n", "±5 %", "±10 %", "±15 %", "RMSPE", "MAPE", "Spearman", "Kendall"):
-        t.add_column(col, justify="left" if col == "predictor" else "right")
+        if col == "predictor":  # names in full: "learned_kernel_sum" vs "learned_kernel_sum_prior"
+            t.add_column(col, no_wrap=True, min_width=width)
+        else:
+            t.add_column(col, justify="right")
     for m in report.metrics:
         t.add_row(
             m.predictor, str(m.n), f"{100 * m.within_5pct:.1f}", f"{100 * m.within_10pct:.1f}",
             f"{100 * m.within_15pct:.1f}", f"{100 * m.rmspe:.1f}", f"{100 * m.mape:.1f}",
             f"{m.spearman:.3f}", f"{m.kendall:.3f}",
         )
-    Console().print(t)
-    Console().print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
+    console = Console(width=max(Console().width, width + 70))
+    console.print(t)
+    if report.selected_predictor:
+        console.print(f"[dim]'learned' = {report.selected_predictor} (chosen on a validation half of the held-out models)[/]")
+    console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -506,6 +506,7 @@ class Engine:
             "n_train": meta.get("n_train", 0),
             "heldout_families": meta.get("heldout_families", []),
             "accuracy": meta.get("heldout_metrics", {}),
+            "selected_variant": meta.get("selected_variant", ""),
         }
         return report_proto(report, str(meta.get("version", "")))
 

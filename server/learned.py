@@ -153,6 +153,7 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
         heldout_models=int(d.get("n_heldout", 0)),
         heldout_families=list(d.get("heldout_families", [])),
         elapsed_s=float(d.get("elapsed_s", 0.0)),
+        selected_predictor=str(d.get("selected_predictor") or d.get("selected_variant") or ""),
     )
     groups: Mapping[str, Mapping[str, Any]] = d.get("accuracy", {})
     for group, by_predictor in groups.items():

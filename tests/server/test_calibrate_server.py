@@ -11,12 +11,13 @@ import pytest
 from nascost.client import Client, FailedPrecondition, NascostClientError
 from nascost.measurements.store import Store
 from nascost.server.app import create_server
+from nascost.server.cli import print_calibration
 from nascost.server.config import ServerConfig
 from nascost.server.demo import tiny_resnet
 from nascost.v1 import prediction_pb2
 
 
-def test_calibrate_report_and_hot_reload(tmp_path: Path) -> None:
+def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     server, port, _ = create_server("127.0.0.1:0", ServerConfig(data_dir=tmp_path, workers=4))
     target = f"127.0.0.1:{port}"
     try:
@@ -39,8 +40,17 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path) -> None:
             stored = Store(tmp_path / "nascost.sqlite3").count_measurements(device_id="local")
             assert stored >= report.train_models + report.heldout_models  # the data set is kept
 
+            # which variant the "learned" rows are, and every name printed in full
+            assert report.selected_predictor.startswith("learned_")
+            assert f"{report.selected_predictor} (batch 1)" in names
+            print_calibration(report)
+            out = capsys.readouterr().out
+            assert "learned_kernel_sum_prior (batch 1)" in out and "…" not in out
+            assert f"'learned' = {report.selected_predictor}" in out
+
             latest = c.calibration("local")
             assert latest.artifact_version == report.artifact_version
+            assert latest.selected_predictor == report.selected_predictor
 
             after = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
             preds = {p.predictor.partition("@")[0]: p for p in after.devices[0].predictions}
