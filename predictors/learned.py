@@ -273,6 +273,7 @@ class TrainingExample:
 
 
 KERNEL_OVERHEAD_US = 1.0  # the kernel roofline's fixed cost per kernel (launch, dispatch)
+FEW_SHOT_SLOPE_MIN = 5  # few-shot examples from which a log-log slope is fitted besides a scale
 
 
 def kernel_targets(examples: Sequence[TrainingExample]) -> tuple[list[KernelRecord], np.ndarray]:
@@ -427,6 +428,7 @@ class LatencyPredictor:
     kernel_model_: KernelLatencyRegressor | None
     graph_model_: GraphLatencyRegressor | None
     log_scale_: float
+    log_slope_: float = 1.0
     sum_log_scale_: float
 
     # ---- features
@@ -492,6 +494,7 @@ class LatencyPredictor:
             to_matrix(prep.graph_rows, GRAPH_FEATURES), y, prep.prior_ms
         )
         self.log_scale_ = 0.0
+        self.log_slope_ = 1.0
         self.sum_log_scale_ = 0.0
         if self._sums_only():
             self.sum_log_scale_ = float(np.median(np.log(y / prep.prior_ms)))
@@ -515,18 +518,21 @@ class LatencyPredictor:
             return []
         prep = self._prepare(items, feature_cache)
         X = to_matrix(prep.graph_rows, GRAPH_FEATURES)
-        scale = math.exp(self.log_scale_)
         if self._sums_only():
-            mid = prep.prior_ms * math.exp(getattr(self, "sum_log_scale_", 0.0)) * scale
+            raw = prep.prior_ms * math.exp(getattr(self, "sum_log_scale_", 0.0))
         else:
-            mid = self.graph_model_.predict(X, prep.prior_ms) * scale
+            raw = self.graph_model_.predict(X, prep.prior_ms)
+        # few-shot adaptation: log(latency) = log_scale + slope * log(raw) (identity by default)
+        slope = getattr(self, "log_slope_", 1.0)
+        mid = np.exp(self.log_scale_ + slope * np.log(np.maximum(raw, 1e-12)))
         lo, hi = self.graph_model_.predict_interval(X, prep.prior_ms)
         k = getattr(self, "interval_scale_", 1.0)
         out = []
         for i in range(len(items)):
             m = float(mid[i])
-            down = max(math.log(m) - math.log(float(lo[i]) * scale), 0.0)
-            up = max(math.log(float(hi[i]) * scale) - math.log(m), 0.0)
+            r = max(float(raw[i]), 1e-12)
+            down = max(math.log(r) - math.log(max(float(lo[i]), 1e-12)), 0.0)
+            up = max(math.log(max(float(hi[i]), 1e-12)) - math.log(r), 0.0)
             out.append(
                 LatencyEstimate(
                     latency_ms=m,
@@ -568,22 +574,37 @@ class LatencyPredictor:
 
     # ---- few-shot
     def adapted(self, device: Device, examples: Sequence[TrainingExample]) -> LatencyPredictor:
-        """A copy for ``device`` with its global scale refitted from a few measured examples.
+        """A copy for ``device`` refitted to a few measured examples.
 
-        The boosters are shared (not copied); only ``log_scale_`` (the median log ratio of
-        measured to predicted latency) and the device change.
+        The boosters are shared (not copied). With fewer than :data:`FEW_SHOT_SLOPE_MIN`
+        examples, or sizes within a factor 4 of each other, only a scale is fitted
+        (``log_scale_``: the median log ratio of measured to predicted latency). With more,
+        a line in log-log space (Theil-Sen: the median of pairwise slopes, clipped to
+        [0.5, 1.5], and the median intercept): another device speeds large and small
+        models up differently (more threads help large kernels, not per-kernel overheads),
+        which one scale cannot follow.
         """
         _check_fitted(self, "graph_model_")
         if not examples:
             raise InvalidRequestError("few-shot adaptation needs at least one measured example")
-        base = self.predict(examples) / math.exp(self.log_scale_)
-        ratios = np.log(np.asarray([e.measured_ms for e in examples]) / base)
+        pred = self.predict(examples)
+        slope0 = getattr(self, "log_slope_", 1.0)
+        x = (np.log(pred) - self.log_scale_) / slope0  # this predictor's unadapted log latency
+        y = np.log(np.asarray([e.measured_ms for e in examples], dtype=np.float64))
+        slope = 1.0
+        if len(examples) >= FEW_SHOT_SLOPE_MIN and float(np.ptp(x)) >= math.log(4.0):
+            i, j = np.triu_indices(len(x), 1)
+            dx = x[j] - x[i]
+            ok = np.abs(dx) > 1e-9
+            if ok.any():
+                slope = float(np.clip(np.median((y[j] - y[i])[ok] / dx[ok]), 0.5, 1.5))
         new = LatencyPredictor(
             device, use_kernels=self.use_kernels, prior=self.prior, random_state=self.random_state
         )
         new.kernel_model_ = self.kernel_model_
         new.graph_model_ = self.graph_model_
-        new.log_scale_ = float(np.median(ratios))
+        new.log_slope_ = slope
+        new.log_scale_ = float(np.median(y - slope * x))
         new.sum_log_scale_ = getattr(self, "sum_log_scale_", 0.0)
         new.interval_scale_ = getattr(self, "interval_scale_", 1.0)
         new.metadata_ = {**self.metadata_, "adapted_from": self.device.id, "adaptation_samples": len(examples)}
@@ -689,6 +710,7 @@ def save_predictor(
             "has_kernel_model": predictor.kernel_model_ is not None,
             "kernel_prior": predictor.kernel_model_.prior_params() if predictor.kernel_model_ is not None else {},
             "log_scale": predictor.log_scale_,
+            "log_slope": getattr(predictor, "log_slope_", 1.0),
             "kernel_sum_log_scale": getattr(predictor, "sum_log_scale_", 0.0),
             "interval_scale": getattr(predictor, "interval_scale_", 1.0),
             "n_train": getattr(predictor, "n_train_", 0),
@@ -761,6 +783,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
         k.n_features_in_ = len(KERNEL_FEATURES)
         p.kernel_model_ = k
     p.log_scale_ = float(meta.get("log_scale", 0.0))
+    p.log_slope_ = float(meta.get("log_slope", 1.0))
     p.sum_log_scale_ = float(meta.get("kernel_sum_log_scale", 0.0))
     p.interval_scale_ = float(meta.get("interval_scale", 1.0))
     p.n_train_ = int(meta.get("n_train", 0))

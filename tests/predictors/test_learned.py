@@ -277,3 +277,20 @@ def test_interval_calibration_reaches_the_asked_coverage(tmp_path: Path) -> None
     assert q.predict_graph(noisy[0].graph, noisy[0].analysis, noisy[0].batch_size) == p.predict_graph(
         noisy[0].graph, noisy[0].analysis, noisy[0].batch_size
     )
+
+
+def test_few_shot_fits_a_log_log_line_from_enough_spread_samples() -> None:
+    exs = _timed_examples(60)
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs[:40])
+    # another device: large models gain more than small ones (latency' = 0.5 * latency^0.8)
+    other = [TrainingExample(e.graph, e.analysis, e.batch_size, 0.5 * e.measured_ms**0.8, e.kernels, e.family) for e in exs]
+    x = np.log(p.predict(other[40:50]))
+    assert np.ptp(x) > np.log(4)  # the samples span sizes: the slope is identifiable
+    q = p.adapted(DEV, other[40:50])
+    assert 0.7 < q.log_slope_ < 0.9
+    y = np.array([e.measured_ms for e in other[50:]])
+    assert np.median(np.abs(q.predict(other[50:]) / y - 1)) < 0.1
+    # a scale alone (too few samples) cannot follow it as well
+    s = p.adapted(DEV, other[40:43])
+    assert s.log_slope_ == 1.0
+    assert np.median(np.abs(s.predict(other[50:]) / y - 1)) > np.median(np.abs(q.predict(other[50:]) / y - 1))
