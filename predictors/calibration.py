@@ -236,18 +236,15 @@ class _Runner:
         return self.deadline - time.monotonic()
 
 
-def _family_errors(
-    examples: Sequence[TrainingExample],
-    device: Device,
-    seed: int,
-    folds: int = 3,
-    cache: FeatureCache | None = None,
-) -> dict[str, float]:
-    """Out-of-fold mean |log error| per family of a graph-only predictor (cheap to refit;
-    ``cache`` keeps each example's features across the refits)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(examples))
-    errs: dict[str, list[float]] = {}
+def _out_of_fold(
+    examples: Sequence[TrainingExample], device: Device, seed: int, folds: int, cache: FeatureCache | None
+) -> tuple[list[int], list[float]]:
+    """Indices and out-of-fold predictions (ms) of a graph-only predictor (cheap to refit;
+    ``cache`` keeps each example's features across the refits); folds with fewer than 4
+    training examples are skipped."""
+    idx = np.random.default_rng(seed).permutation(len(examples))
+    done: list[int] = []
+    pred: list[float] = []
     for f in range(folds):
         test = idx[f::folds]
         train = np.setdiff1d(idx, test)
@@ -256,10 +253,23 @@ def _family_errors(
         p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(
             [examples[i] for i in train], feature_cache=cache
         )
-        pred = p.predict([examples[i] for i in test], feature_cache=cache)
-        for i, y in zip(test, pred, strict=True):
-            e = examples[i]
-            errs.setdefault(e.family, []).append(abs(math.log(y / e.measured_ms)))
+        pred.extend(p.predict([examples[i] for i in test], feature_cache=cache))
+        done.extend(int(i) for i in test)
+    return done, pred
+
+
+def _family_errors(
+    examples: Sequence[TrainingExample],
+    device: Device,
+    seed: int,
+    folds: int = 3,
+    cache: FeatureCache | None = None,
+) -> dict[str, float]:
+    """Out-of-fold mean |log error| per family of a graph-only predictor."""
+    errs: dict[str, list[float]] = {}
+    for i, y in zip(*_out_of_fold(examples, device, seed, folds, cache), strict=True):
+        e = examples[i]
+        errs.setdefault(e.family, []).append(abs(math.log(y / e.measured_ms)))
     return {k: float(np.mean(v)) for k, v in errs.items()}
 
 
@@ -271,18 +281,8 @@ def _cross_validated(
     cache: FeatureCache | None = None,
 ) -> AccuracyReport:
     """Out-of-fold accuracy on the training families (in-distribution), graph-level model only."""
-    idx = np.random.default_rng(seed).permutation(len(examples))
-    y: list[float] = []
-    pred: list[float] = []
-    for f in range(folds):
-        test = idx[f::folds]
-        train = np.setdiff1d(idx, test)
-        p = LatencyPredictor(device, use_kernels=False, random_state=seed).fit(
-            [examples[i] for i in train], feature_cache=cache
-        )
-        pred.extend(p.predict([examples[i] for i in test], feature_cache=cache))
-        y.extend(examples[i].measured_ms for i in test)
-    return accuracy_report(y, pred)
+    done, pred = _out_of_fold(examples, device, seed, folds, cache)
+    return accuracy_report([examples[i].measured_ms for i in done], pred)
 
 
 def _evaluate(

@@ -267,6 +267,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
         graph, consumers, out_names, folded, fused_count, final_out, rename, producer_of, users, extra_inputs
     )
     nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of, rename)
+    depthwise_convs = _depthwise_nodes(graph)
     recs = []
     reordered_in: set[str] = set()
     reordered_out: set[str] = set()
@@ -289,9 +290,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             if x is not None and x.known and src not in nchwc and cin >= _NCHWC_BLOCK and x.name not in reordered_in:
                 reordered_in.add(x.name)
                 recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (_dims(x),), (_dims(x),)))
-            w_in = n.inputs[1] if len(n.inputs) > 1 else None
-            ws = (w_in.shape if w_in is not None else None) or ()
-            depthwise = len(ws) > 1 and ws[1] == 1 and cin > 1
+            depthwise = n.name in depthwise_convs
             if (
                 x is not None
                 and x.known
@@ -304,7 +303,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 reordered_out.add(x.name)
                 padded = _pad_channels(_dims(x))
                 recs.append(KernelRecord(f"{x.name}_reorder_out", "ReorderOutput", (padded,), (_dims(x),)))
-            in_shapes, out_shapes = _nchwc_padded(in_shapes, out_shapes, cin)
+            in_shapes, out_shapes = _nchwc_padded(in_shapes, out_shapes, cin, depthwise)
         recs.append(
             KernelRecord(
                 n.name,
@@ -348,7 +347,7 @@ def _pad_channels(shape: tuple[int, ...], axis: int = 1) -> tuple[int, ...]:
 
 
 def _nchwc_padded(
-    in_shapes: tuple[tuple[int, ...], ...], out_shapes: tuple[tuple[int, ...], ...], cin: int
+    in_shapes: tuple[tuple[int, ...], ...], out_shapes: tuple[tuple[int, ...], ...], cin: int, depthwise: bool
 ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
     """A blocked Conv's shapes as onnxruntime runs (and profiles) them: output channels
     padded to the block, and input channels too when the input is blocked (>= one block
@@ -356,7 +355,6 @@ def _nchwc_padded(
     if len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
         return in_shapes, out_shapes
     x, w, *rest = in_shapes
-    depthwise = w[1] == 1 and x[1] > 1
     if depthwise or cin >= _NCHWC_BLOCK:
         x = _pad_channels(x)
     w = _pad_channels(w, 0)

@@ -91,20 +91,17 @@ def _xgb() -> Any:
     return xgboost
 
 
-def _predict(booster: Any, X: np.ndarray) -> np.ndarray:
-    """Predictions of ``booster`` for a few rows: its trees compiled once to numpy arrays
-    (:class:`~nascost.predictors.trees.CompiledTrees`; equal to ``inplace_predict``, without
-    its ~0.2 ms fixed cost per call), kept beside the booster."""
-    compiled = _COMPILED.get(id(booster))
-    if compiled is None or compiled[0] is not booster:
-        compiled = (booster, CompiledTrees(booster))
-        if len(_COMPILED) > 64:  # refits during calibration make many short-lived boosters
-            _COMPILED.clear()
-        _COMPILED[id(booster)] = compiled
-    return np.asarray(compiled[1].predict(X), dtype=np.float64)
-
-
-_COMPILED: dict[int, tuple[Any, CompiledTrees]] = {}
+def _predict(owner: Any, attr: str, X: np.ndarray) -> np.ndarray:
+    """Predictions of the booster ``owner.<attr>`` for a few rows: its trees compiled once to
+    numpy arrays (:class:`~nascost.predictors.trees.CompiledTrees`; equal to
+    ``inplace_predict``, without its ~0.2 ms fixed cost per call), kept on ``owner`` beside
+    the booster and recompiled when the booster is replaced (refit, load)."""
+    booster = getattr(owner, attr)
+    key = f"_compiled_{attr}"
+    hit = owner.__dict__.get(key)
+    if hit is None or hit[0] is not booster:
+        hit = owner.__dict__[key] = (booster, CompiledTrees(booster))
+    return np.asarray(hit[1].predict(X), dtype=np.float64)
 
 
 def _single_thread(booster: Any) -> Any:
@@ -191,7 +188,7 @@ class KernelLatencyRegressor:
         X = np.asarray(X, dtype=np.float32)
         if X.shape[0] == 0:
             return np.zeros(0)
-        return np.exp(_predict(self.booster_, X)) * self.prior_us(X)
+        return np.exp(_predict(self, "booster_", X)) * self.prior_us(X)
 
 
 class GraphLatencyRegressor:
@@ -249,12 +246,12 @@ class GraphLatencyRegressor:
 
     def predict(self, X: np.ndarray, prior_ms: np.ndarray) -> np.ndarray:
         _check_fitted(self, "booster_")
-        r = _predict(self.booster_, X)
+        r = _predict(self, "booster_", X)
         return np.exp(np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6)) + r)
 
     def predict_interval(self, X: np.ndarray, prior_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _check_fitted(self, "quantile_booster_")
-        q = _predict(self.quantile_booster_, X).reshape(-1, 2)
+        q = _predict(self, "quantile_booster_", X).reshape(-1, 2)
         base = np.log(np.maximum(np.asarray(prior_ms, dtype=np.float64), 1e-6))
         lo, hi = np.sort(q, axis=1).T
         return np.exp(base + lo), np.exp(base + hi)
@@ -523,7 +520,7 @@ class LatencyPredictor:
         else:
             raw = self.graph_model_.predict(X, prep.prior_ms)
         # few-shot adaptation: log(latency) = log_scale + slope * log(raw) (identity by default)
-        slope = getattr(self, "log_slope_", 1.0)
+        slope = self.log_slope_
         mid = np.exp(self.log_scale_ + slope * np.log(np.maximum(raw, 1e-12)))
         lo, hi = self.graph_model_.predict_interval(X, prep.prior_ms)
         k = getattr(self, "interval_scale_", 1.0)
@@ -588,7 +585,7 @@ class LatencyPredictor:
         if not examples:
             raise InvalidRequestError("few-shot adaptation needs at least one measured example")
         pred = self.predict(examples)
-        slope0 = getattr(self, "log_slope_", 1.0)
+        slope0 = self.log_slope_
         x = (np.log(pred) - self.log_scale_) / slope0  # this predictor's unadapted log latency
         y = np.log(np.asarray([e.measured_ms for e in examples], dtype=np.float64))
         slope = 1.0
@@ -710,7 +707,7 @@ def save_predictor(
             "has_kernel_model": predictor.kernel_model_ is not None,
             "kernel_prior": predictor.kernel_model_.prior_params() if predictor.kernel_model_ is not None else {},
             "log_scale": predictor.log_scale_,
-            "log_slope": getattr(predictor, "log_slope_", 1.0),
+            "log_slope": predictor.log_slope_,
             "kernel_sum_log_scale": getattr(predictor, "sum_log_scale_", 0.0),
             "interval_scale": getattr(predictor, "interval_scale_", 1.0),
             "n_train": getattr(predictor, "n_train_", 0),

@@ -9,14 +9,12 @@ kernel list onnxruntime (1 thread, default optimizations) profiles for it.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from ortprofile import ort_measure
 
 from nascost.predictors.features import (
     KernelRecord,
@@ -27,26 +25,11 @@ from nascost.predictors.features import (
 from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.sampler import INPUT_NAME, _Builder
 
-ort = pytest.importorskip("onnxruntime")
 
-
-def _profiled(model_bytes: bytes, shape: tuple[int, ...]) -> list[KernelRecord]:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    so.enable_profiling = True
-    so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="nascost-test-prof-"), "p")
-    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    sess.run(None, {INPUT_NAME: x})
-    with open(sess.end_profiling()) as f:
-        return kernels_from_profile(json.load(f))
-
-
-def _both(build: Callable[[_Builder], str], chw: tuple[int, int, int]) -> tuple[list[KernelRecord], list[KernelRecord]]:
+def _both(build: Callable[[_Builder], str], chw: tuple[int, ...]) -> tuple[list[KernelRecord], list[KernelRecord]]:
     b = _Builder(np.random.default_rng(0))
     model = b.model(build(b), chw, "t")
-    real = _profiled(model.SerializeToString(), (1, *chw))
+    real = kernels_from_profile(ort_measure(model.SerializeToString(), 1)[1])
     pseudo = pseudo_kernels(load_graph(model, ShapeRequest(dim_values={"N": 1})))
     return real, pseudo
 
