@@ -25,6 +25,7 @@ from nascost.predictors.learned import (
     LatencyPredictor,
     TrainingExample,
     kernel_targets,
+    profile_overhead_us,
     latest_artifact,
     list_versions,
     load_predictor,
@@ -182,6 +183,26 @@ def test_kernel_targets_sum_to_the_measured_latency() -> None:
         prof = np.array([k.latency_us for k in e.kernels])
         np.testing.assert_allclose(y[i : i + n] / y[i : i + n].sum(), prof / prof.sum(), rtol=1e-9)
         i += n
+
+
+def test_the_profilers_cost_per_kernel_is_estimated_and_removed_from_the_targets(tmp_path: Path) -> None:
+    # end-to-end time = the kernels' own time; the profile adds 2.5 µs to every kernel, so
+    # models of many small kernels profile far above their latency, models of big ones do not
+    exs = []
+    for e in _timed_examples(40):
+        own = np.array([k.latency_us for k in e.kernels])
+        ks = tuple(type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, k.latency_us + 2.5) for k in e.kernels)  # type: ignore[operator]
+        exs.append(TrainingExample(e.graph, e.analysis, e.batch_size, own.sum() / 1e3, ks, e.family))
+    ratios = [sum(k.latency_us for k in e.kernels) / 1e3 / e.measured_ms for e in exs]  # type: ignore[misc]
+    assert max(ratios) / min(ratios) > 1.2  # a proportional scale could not undo it
+    assert profile_overhead_us(exs) == 2.5
+    assert profile_overhead_us(_timed_examples(20, profile_factor=1.7)) == 0.0  # a pure factor is no fixed cost
+    _, y = kernel_targets(exs, 2.5)
+    own = np.concatenate([np.array([k.latency_us for k in e.kernels]) - 2.5 for e in exs])  # type: ignore[operator]
+    np.testing.assert_allclose(y, own, rtol=1e-9)  # each kernel's own time: the sums already match
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs)
+    assert p.profile_overhead_us_ == 2.5
+    assert load_predictor(save_predictor(p, tmp_path)).profile_overhead_us_ == 2.5
 
 
 def test_kernel_sum_predictor_is_the_scaled_kernel_sum_and_survives_saving(tmp_path: Path) -> None:
