@@ -223,3 +223,6 @@ def test_profile_runs_shrink_for_slow_models() -> None:
     assert profile_run_count(10, p50_ms=1.0, time_budget_s=20) == 11  # 10 + warm-up
     assert profile_run_count(10, p50_ms=1000.0, time_budget_s=20) == 6  # 5 s of profiling
     assert profile_run_count(10, p50_ms=30_000.0, time_budget_s=20) == 1  # one run, no warm-up
+    # calibration's 1.5 s budget: a 400 ms model is profiled once, after a warm-up run
+    assert profile_run_count(10, p50_ms=400.0, time_budget_s=1.5) == 2
+    assert profile_run_count(10, p50_ms=800.0, time_budget_s=1.5) == 1
