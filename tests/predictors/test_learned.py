@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from nascost.predictors.errors import NotCalibratedError
 from nascost.predictors.features import (
     GRAPH_FEATURES,
     KERNEL_FEATURES,
+    KernelRecord,
     kernel_features,
     kernels_from_profile,
     pseudo_kernels,
@@ -255,6 +257,17 @@ def test_kernels_from_profile_takes_medians() -> None:
     assert f["cat_conv"] == 1 and f["fused_op"] == 1
     assert np.expm1(f["log_macs"]) == pytest.approx(4 * 8 * 8 * 3 * 9)
     assert f["conv_kernel"] == 3 and f["conv_stride"] == 1
+
+
+def test_an_activations_features_are_its_size_not_its_layout() -> None:
+    # same element count, channel-last 4-D (ConvNeXt) and 3-D (transformer) layouts
+    grid, seq = ((8, 40, 40, 192), (192,)), ((8, 200, 1536), (1536,))
+    assert math.prod(grid[0]) == math.prod(seq[0])
+    gelu = [kernel_features(KernelRecord("g", "BiasGelu", s, (s[0],), 1.0)) for s in (grid, seq)]
+    differ = {k for k in KERNEL_FEATURES if gelu[0][k] != gelu[1][k]}
+    assert differ == {"log_in_elems", "log_bytes", "arith_intensity"}  # only the bias's length
+    add = [kernel_features(KernelRecord("a", "Add", s, (s[0],), 1.0)) for s in (grid, seq)]
+    assert add[0]["log_last_dim"] != add[1]["log_last_dim"]  # a broadcast add's row length stays
 
 
 def test_pseudo_kernels_fold_activation_and_residual_into_conv() -> None:
