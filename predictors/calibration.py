@@ -6,7 +6,8 @@ models against training ones):
 
 1. **held-out** (``heldout_fraction`` of the measuring time): models of the held-out
    families (ResNet-50-like, MobileNetV2-like, ViT-like, ConvNeXt-like), never used for
-   fitting;
+   fitting; each is measured ``heldout_repeats`` times, at least ``heldout_repeat_gap_s``
+   apart, and its reference latency is the median of those measurements;
 2. **explore** (half of the training time): uniform draws from the training families;
 3. **adapt**: refits every few samples, estimates each family's error out-of-fold and
    draws the next families in proportion to it (the budget goes where the error is);
@@ -35,6 +36,14 @@ settings (threads, graph optimization level, windows, ...) are recorded in the a
 (explicit arguments win). Without either, the statistic is recorded as
 ``"p50_ms (as returned by measure_fn; not described)"``.
 
+**Why held-out models are measured more than once.** On this shared CPU one measurement
+of a model can be off by 10-25 % for its whole duration (another tenant's load lasting
+seconds): re-measured about 20 minutes later with the same protocol, 88 % of batch-1 and
+98 % of batch-8 held-out measurements agreed with themselves within ±10 %. A single
+measurement as the reference would cap the ±10 % figure near those shares whatever the
+predictor; the median of measurements taken at different times is the model's latency on
+this machine. Training measurements are taken once (the fit averages their noise).
+
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
 (default 5 GMACs, a small share above 1 GMAC), and when the cap allows, the first
@@ -44,6 +53,7 @@ figures include one model at that scale.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -102,6 +112,8 @@ def measurement_description(
         settings = getattr(measure_fn, "measurement_settings", None)
     return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
+HELDOUT_REPEATS = 2  # measurements of each held-out model; its reference is their median
+HELDOUT_REPEAT_GAP_S = 60.0  # a held-out model is measured again at least this long after
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +133,7 @@ class CalibrationReport:
     elapsed_s: float
     batch_sizes: tuple[int, ...]
     n_train: int
-    n_heldout: int  # held-out measurements the accuracy figures are computed on
+    n_heldout: int  # held-out (model, batch size) pairs the accuracy figures are computed on
     n_failed: int
     accuracy: dict[str, dict[str, AccuracyReport]]  # batch ("all", "1", "8") -> predictor -> report
     few_shot: dict[str, dict[int, AccuracyReport]] = field(default_factory=dict)  # batch -> k -> report
@@ -131,6 +143,8 @@ class CalibrationReport:
     # held-out measurements used to choose among the learned variants (not in the figures)
     n_validation: int = 0
     selected_predictor: str = "learned_kernel_sum"
+    # measurements behind each held-out reference latency: how many pairs had 1, 2, ...
+    heldout_measurements: dict[int, int] = field(default_factory=dict)
     # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
     measurement: dict[str, Any] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
@@ -147,6 +161,7 @@ class CalibrationReport:
             "n_failed": self.n_failed,
             "n_validation": self.n_validation,
             "selected_predictor": self.selected_predictor,
+            "heldout_measurements": {str(k): v for k, v in sorted(self.heldout_measurements.items())},
             "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
@@ -162,6 +177,9 @@ class CalibrationReport:
             f"test measurements ({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget; "
             f"'learned' = {self.selected_predictor} "
             + ("(chosen on the validation half of the held-out families)" if self.n_validation else "(default)"),
+            "held-out reference latency: the median of each model's measurements at different times ("
+            + ", ".join(f"{v} pairs from {k}" for k, v in sorted(self.heldout_measurements.items()))
+            + ")",
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -195,6 +213,25 @@ def _kernels(raw: Sequence[Any]) -> tuple[KernelRecord, ...]:
 class _Measured:
     sample: ArchSample
     example: TrainingExample
+
+
+@dataclass
+class _HeldOut:
+    """One held-out model: its first measurement per batch size and every latency since."""
+
+    sample: ArchSample
+    index: int
+    first: dict[int, TrainingExample] = field(default_factory=dict)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+    times_measured: int = 0
+    last_s: float = 0.0
+
+    def examples(self) -> list[tuple[TrainingExample, int]]:
+        """(example with the median latency, measurements behind it) per batch size."""
+        return [
+            (dataclasses.replace(e, measured_ms=float(np.median(self.latencies[b]))), len(self.latencies[b]))
+            for b, e in self.first.items()
+        ]
 
 
 class _Runner:
@@ -314,6 +351,8 @@ def calibrate(
     seed: int = 0,
     progress: Callable[[CalibrationProgress], None] | None = None,
     heldout_fraction: float = 0.25,
+    heldout_repeats: int = HELDOUT_REPEATS,
+    heldout_repeat_gap_s: float = HELDOUT_REPEAT_GAP_S,
     source_predictor: LatencyPredictor | None = None,
     data_dir: Path | str | None = None,
     max_macs_per_example: float = DEFAULT_MAX_MACS,
@@ -334,6 +373,9 @@ def calibrate(
         seed: makes the sampled architectures deterministic.
         progress: called after every measurement.
         heldout_fraction: share of the budget spent on held-out evaluation models.
+        heldout_repeats: measurements of each held-out model (the reference latency is their
+            median); a repeat waits until ``heldout_repeat_gap_s`` after the model's last
+            measurement, and held-out turns with no repeat due measure a new model.
         source_predictor: another device's predictor; when given, the report has its
             few-shot adaptation accuracy vs k on this device.
         data_dir: when given, the fitted predictor is saved there as a new version.
@@ -353,13 +395,15 @@ def calibrate(
         raise InvalidRequestError("budget_s must be > 0")
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
         raise InvalidRequestError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
+    if heldout_repeats < 1:
+        raise InvalidRequestError(f"heldout_repeats must be >= 1, got {heldout_repeats}")
     batch_sizes = tuple(int(b) for b in batch_sizes)
     start = time.monotonic()
     run = _Runner(measure_fn, start + budget_s, progress, budget_s, start)
 
     # the held-out families' sampler (a seed of its own: never the training stream)
-    heldout: list[TrainingExample] = []
-    held_model: list[int] = []  # which held-out model each measurement is of
+    held_models: list[_HeldOut] = []
+    n_held = 0  # held-out (model, batch size) pairs measured at least once
     measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
     if large_share is None:
         large_share = DEFAULT_LARGE_SHARE / max(batch_sizes)
@@ -392,11 +436,11 @@ def calibrate(
     # ``heldout_fraction`` of the measuring time), so a drift of the machine's speed during
     # the calibration (other tenants, thermals) cannot bias one set against the other.
     while True:
-        if run.time_left() <= 0 and ((len(heldout) >= 2 * nb and len(train) >= 4 * nb) or run.failed >= 40):
+        if run.time_left() <= 0 and ((n_held >= 2 * nb and len(train) >= 4 * nb) or run.failed >= 40):
             break
         if run.n + run.failed > 100_000:
             break
-        if len(heldout) < 2 * nb:
+        if n_held < 2 * nb:
             held = True
         elif len(train) < 4 * nb:
             held = False
@@ -404,20 +448,40 @@ def calibrate(
             held = held_spent < heldout_fraction * (held_spent + train_spent)
         t0 = time.monotonic()
         if held:
-            # 1. held-out families, in rounds of one model each
-            family = HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)]
-            if reference_pending and family == "resnet50_like":
-                sample = resnet50_sample(seed)
-                reference_pending = False
-            else:
-                sample = hs.sample(family)
-            i += 1
+            # 1. held-out families, in rounds of one model each; a model due for a repeat first
+            h = next(
+                (
+                    h
+                    for h in held_models
+                    if h.first
+                    and h.times_measured < heldout_repeats
+                    # the gap, or sooner in the budget's last stretch (no model left measured once)
+                    and (t0 - h.last_s >= heldout_repeat_gap_s or run.time_left() < heldout_repeat_gap_s)
+                ),
+                None,
+            )
+            if h is None:
+                family = HELDOUT_FAMILIES[i % len(HELDOUT_FAMILIES)]
+                if reference_pending and family == "resnet50_like":
+                    sample = resnet50_sample(seed)
+                    reference_pending = False
+                else:
+                    sample = hs.sample(family)
+                i += 1
+                h = _HeldOut(sample, i)
+                held_models.append(h)
             for b in batch_sizes:
-                m = run.measure(sample, b, "heldout")
+                if h.times_measured and b not in h.first:
+                    continue  # failed the first time: not a reference
+                m = run.measure(h.sample, b, "heldout")
                 if m is not None:
-                    heldout.append(m.example)
-                    held_model.append(i)
-            held_spent += time.monotonic() - t0
+                    if b not in h.first:
+                        h.first[b] = m.example
+                        n_held += 1
+                    h.latencies.setdefault(b, []).append(m.example.measured_ms)
+            h.times_measured += 1
+            h.last_s = time.monotonic()
+            held_spent += h.last_s - t0
             continue
         # 2. explore (uniform over the families), then 3. adapt (where the error is)
         phase = "explore" if train_spent < explore_s or len(train) < 20 else "adapt"
@@ -433,6 +497,15 @@ def calibrate(
             if m is not None:
                 train.append(m.example)
         train_spent += time.monotonic() - t0
+
+    heldout: list[TrainingExample] = []
+    held_model: list[int] = []  # which held-out model each reference is of
+    n_measurements: dict[int, int] = {}
+    for h in held_models:
+        for e, n in h.examples():
+            heldout.append(e)
+            held_model.append(h.index)
+            n_measurements[n] = n_measurements.get(n, 0) + 1
 
     # 4. fit + evaluate
     if len(train) < 2:
@@ -515,6 +588,7 @@ def calibrate(
         n_heldout=len(test),
         n_validation=n_validation,
         selected_predictor=selected,
+        heldout_measurements=n_measurements,
         n_failed=run.failed,
         accuracy=accuracy,
         few_shot=few,
@@ -534,6 +608,8 @@ def calibrate(
                 "heldout_families": list(HELDOUT_FAMILIES),
                 "seed": seed,
                 "selected_variant": selected,
+                "heldout_repeats": heldout_repeats,
+                "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
                 "measurement": measurement,
                 "sampler": {
                     "max_macs_per_example": max_macs_per_example,

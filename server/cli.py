@@ -415,7 +415,7 @@ def print_calibration(report: Any) -> None:
 
     t = Table(
         title=f"calibration of {report.device_id} ({report.artifact_version}): {report.train_models} training, "
-        f"{report.heldout_models} held-out measurements, {report.elapsed_s:.0f} s",
+        f"{report.heldout_models} held-out (model, batch) pairs, {report.elapsed_s:.0f} s",
         header_style="bold",
     )
     width = max((len(m.predictor) for m in report.metrics), default=9)
@@ -435,6 +435,9 @@ def print_calibration(report: Any) -> None:
     if report.selected_predictor:
         console.print(f"[dim]'learned' = {report.selected_predictor} (chosen on a validation half of the held-out models)[/]")
     console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
+    if report.heldout_measurements:
+        counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))
+        console.print(f"[dim]held-out reference latencies: medians of measurements at different times ({counts})[/]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import time
 from typing import Any
@@ -7,10 +9,13 @@ from typing import Any
 import pytest
 from ortprofile import ort_measure
 
+from nascost.predictors.analysis import analyze
 from nascost.predictors.calibration import CalibrationProgress, calibrate
 from nascost.predictors.devices import Device, DeviceSpec
 from nascost.predictors.errors import InvalidModelError, InvalidRequestError
+from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.learned import latest_artifact, load_predictor
+from nascost.predictors.sampler import BATCH_DIM
 
 DEV = Device(
     "cpu-1t",
@@ -181,6 +186,7 @@ def test_held_out_models_are_interleaved_with_training_ones_in_time() -> None:
         max_macs_per_example=4e6,
         variants=False,
         heldout_fraction=0.25,
+        heldout_repeats=1,
         progress=lambda p: phases.append(p.phase),
     )
     measured = [p for p in phases if p != "fit"]
@@ -193,3 +199,56 @@ def test_held_out_models_are_interleaved_with_training_ones_in_time() -> None:
     assert all(t > 0 for t in thirds), thirds
     assert 4 <= len(held) < n / 2
     assert {"explore", "adapt"} <= set(measured)
+
+
+def test_held_out_models_are_measured_again_later_and_referenced_by_their_median() -> None:
+    calls: list[list[Any]] = []  # [model digest, batch, time, phase]
+
+    def recorded(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        time.sleep(0.004)
+        calls.append([hashlib.sha256(model_bytes).hexdigest(), batch, time.monotonic(), None])
+        return 1.0 + len(model_bytes) / 1e6, [], None
+
+    def tag(p: CalibrationProgress) -> None:
+        if p.phase != "fit":
+            calls[-1][3] = p.phase
+
+    gap = 0.4
+    rep = calibrate(
+        DEV,
+        budget_s=3.0,
+        measure_fn=recorded,
+        batch_sizes=(1, 2),
+        max_macs_per_example=4e6,
+        variants=False,
+        heldout_repeats=3,
+        heldout_repeat_gap_s=gap,
+        progress=tag,
+    )
+    held = [c for c in calls if c[3] == "heldout"]
+    counts = rep.heldout_measurements
+    assert sum(counts.values()) == rep.n_heldout  # every (model, batch) pair has one reference
+    assert sum(k * v for k, v in counts.items()) == len(held)  # made of every held-out measurement
+    assert set(counts) <= {1, 2, 3} and counts.get(3, 0) >= 0.6 * rep.n_heldout, counts
+    # repeats wait for the gap (sooner only in the budget's last stretch)
+    by_pair: dict[tuple[str, int], list[float]] = {}
+    for digest, batch, t, _ in held:
+        by_pair.setdefault((digest, batch), []).append(t)
+    gaps = [b - a for ts in by_pair.values() for a, b in itertools.pairwise(ts)]
+    assert gaps and sorted(gaps)[len(gaps) // 2] >= gap
+    assert "median of each model's measurements at different times" in rep.table()
+    with pytest.raises(InvalidRequestError):
+        calibrate(DEV, budget_s=1, measure_fn=recorded, heldout_repeats=0)
+
+
+def test_a_held_out_reference_is_the_median_of_its_measurements() -> None:
+    from nascost.predictors.calibration import _HeldOut
+    from nascost.predictors.learned import TrainingExample
+    from nascost.predictors.sampler import build
+
+    s = build("vit_like", 0, max_macs_per_example=4e6)
+    g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1}))
+    first = TrainingExample(g, analyze(g), 1, 13.0, (), "vit_like")
+    h = _HeldOut(s, 1, first={1: first}, latencies={1: [13.0, 10.0, 10.4]})
+    ((e, n),) = h.examples()
+    assert n == 3 and e.measured_ms == 10.4 and e.graph is g  # a disturbed first measurement is outvoted

@@ -27,10 +27,10 @@ from nascost.predictors.learned import (
     LatencyPredictor,
     TrainingExample,
     kernel_targets,
-    profile_overhead_us,
     latest_artifact,
     list_versions,
     load_predictor,
+    profile_overhead_us,
     save_predictor,
 )
 from nascost.predictors.sampler import BATCH_DIM, ArchitectureSampler, build

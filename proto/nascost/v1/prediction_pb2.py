@@ -26,13 +26,15 @@ from nascost.v1 import graph_pb2 as nascost_dot_v1_dot_graph__pb2
 from nascost.v1 import indicators_pb2 as nascost_dot_v1_dot_indicators__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnascost/v1/prediction.proto\x12\nnascost.v1\x1a\x16nascost/v1/graph.proto\x1a\x1bnascost/v1/indicators.proto\"\x88\x01\n\x0ePredictRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.nascost.v1.GraphRef\x12)\n\x06shapes\x18\x02 \x01(\x0b\x32\x19.nascost.v1.ShapeBindings\x12\x12\n\ndevice_ids\x18\x03 \x03(\t\x12\x12\n\npredictors\x18\x04 \x03(\t\"\x8c\x01\n\x11LatencyPrediction\x12&\n\nlatency_ms\x18\x01 \x01(\x0b\x32\x12.nascost.v1.Figure\x12\x11\n\tpredictor\x18\x02 \x01(\t\x12\x1c\n\x14heldout_within_10pct\x18\x03 \x01(\x01\x12\x1e\n\x16\x63ompute_bound_fraction\x18\x04 \x01(\x01\"\x88\x01\n\x10\x44\x65vicePrediction\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x32\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x1d.nascost.v1.LatencyPrediction\x12-\n\x11peak_memory_bytes\x18\x03 \x01(\x0b\x32\x12.nascost.v1.Figure\"V\n\x0fPredictResponse\x12\x14\n\x0cgraph_digest\x18\x01 \x01(\t\x12-\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32\x1c.nascost.v1.DevicePrediction\"`\n\x10\x43\x61librateRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62udget_minutes\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x61tch_sizes\x18\x03 \x03(\x03\x12\x0c\n\x04seed\x18\x04 \x01(\x03\"\xb1\x01\n\x10PredictorMetrics\x12\x11\n\tpredictor\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\x13\n\x0bwithin_5pct\x18\x03 \x01(\x01\x12\x14\n\x0cwithin_10pct\x18\x04 \x01(\x01\x12\x14\n\x0cwithin_15pct\x18\x05 \x01(\x01\x12\r\n\x05rmspe\x18\x06 \x01(\x01\x12\x0c\n\x04mape\x18\x07 \x01(\x01\x12\x10\n\x08spearman\x18\x08 \x01(\x01\x12\x0f\n\x07kendall\x18\t \x01(\x01\"\xe6\x01\n\x11\x43\x61librationReport\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x14\n\x0ctrain_models\x18\x03 \x01(\x03\x12\x16\n\x0eheldout_models\x18\x04 \x01(\x03\x12\x18\n\x10heldout_families\x18\x05 \x03(\t\x12-\n\x07metrics\x18\x06 \x03(\x0b\x32\x1c.nascost.v1.PredictorMetrics\x12\x11\n\telapsed_s\x18\x07 \x01(\x01\x12\x1a\n\x12selected_predictor\x18\x08 \x01(\t\"E\n\x11\x43\x61librateProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"}\n\x0e\x43\x61librateEvent\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.nascost.v1.CalibrateProgressH\x00\x12/\n\x06report\x18\x02 \x01(\x0b\x32\x1d.nascost.v1.CalibrationReportH\x00\x42\x07\n\x05\x65vent\"*\n\x15GetCalibrationRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bnascost/v1/prediction.proto\x12\nnascost.v1\x1a\x16nascost/v1/graph.proto\x1a\x1bnascost/v1/indicators.proto\"\x88\x01\n\x0ePredictRequest\x12#\n\x05graph\x18\x01 \x01(\x0b\x32\x14.nascost.v1.GraphRef\x12)\n\x06shapes\x18\x02 \x01(\x0b\x32\x19.nascost.v1.ShapeBindings\x12\x12\n\ndevice_ids\x18\x03 \x03(\t\x12\x12\n\npredictors\x18\x04 \x03(\t\"\x8c\x01\n\x11LatencyPrediction\x12&\n\nlatency_ms\x18\x01 \x01(\x0b\x32\x12.nascost.v1.Figure\x12\x11\n\tpredictor\x18\x02 \x01(\t\x12\x1c\n\x14heldout_within_10pct\x18\x03 \x01(\x01\x12\x1e\n\x16\x63ompute_bound_fraction\x18\x04 \x01(\x01\"\x88\x01\n\x10\x44\x65vicePrediction\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x32\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x1d.nascost.v1.LatencyPrediction\x12-\n\x11peak_memory_bytes\x18\x03 \x01(\x0b\x32\x12.nascost.v1.Figure\"V\n\x0fPredictResponse\x12\x14\n\x0cgraph_digest\x18\x01 \x01(\t\x12-\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32\x1c.nascost.v1.DevicePrediction\"`\n\x10\x43\x61librateRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62udget_minutes\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x61tch_sizes\x18\x03 \x03(\x03\x12\x0c\n\x04seed\x18\x04 \x01(\x03\"\xb1\x01\n\x10PredictorMetrics\x12\x11\n\tpredictor\x18\x01 \x01(\t\x12\t\n\x01n\x18\x02 \x01(\x03\x12\x13\n\x0bwithin_5pct\x18\x03 \x01(\x01\x12\x14\n\x0cwithin_10pct\x18\x04 \x01(\x01\x12\x14\n\x0cwithin_15pct\x18\x05 \x01(\x01\x12\r\n\x05rmspe\x18\x06 \x01(\x01\x12\x0c\n\x04mape\x18\x07 \x01(\x01\x12\x10\n\x08spearman\x18\x08 \x01(\x01\x12\x0f\n\x07kendall\x18\t \x01(\x01\"\xf8\x02\n\x11\x43\x61librationReport\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x14\n\x0ctrain_models\x18\x03 \x01(\x03\x12\x16\n\x0eheldout_models\x18\x04 \x01(\x03\x12\x18\n\x10heldout_families\x18\x05 \x03(\t\x12-\n\x07metrics\x18\x06 \x03(\x0b\x32\x1c.nascost.v1.PredictorMetrics\x12\x11\n\telapsed_s\x18\x07 \x01(\x01\x12\x1a\n\x12selected_predictor\x18\x08 \x01(\t\x12T\n\x14heldout_measurements\x18\t \x03(\x0b\x32\x36.nascost.v1.CalibrationReport.HeldoutMeasurementsEntry\x1a:\n\x18HeldoutMeasurementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"E\n\x11\x43\x61librateProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"}\n\x0e\x43\x61librateEvent\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.nascost.v1.CalibrateProgressH\x00\x12/\n\x06report\x18\x02 \x01(\x0b\x32\x1d.nascost.v1.CalibrationReportH\x00\x42\x07\n\x05\x65vent\"*\n\x15GetCalibrationRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nascost.v1.prediction_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CALIBRATIONREPORT_HELDOUTMEASUREMENTSENTRY']._loaded_options = None
+  _globals['_CALIBRATIONREPORT_HELDOUTMEASUREMENTSENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTREQUEST']._serialized_start=97
   _globals['_PREDICTREQUEST']._serialized_end=233
   _globals['_LATENCYPREDICTION']._serialized_start=236
@@ -46,11 +48,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTORMETRICS']._serialized_start=704
   _globals['_PREDICTORMETRICS']._serialized_end=881
   _globals['_CALIBRATIONREPORT']._serialized_start=884
-  _globals['_CALIBRATIONREPORT']._serialized_end=1114
-  _globals['_CALIBRATEPROGRESS']._serialized_start=1116
-  _globals['_CALIBRATEPROGRESS']._serialized_end=1185
-  _globals['_CALIBRATEEVENT']._serialized_start=1187
-  _globals['_CALIBRATEEVENT']._serialized_end=1312
-  _globals['_GETCALIBRATIONREQUEST']._serialized_start=1314
-  _globals['_GETCALIBRATIONREQUEST']._serialized_end=1356
+  _globals['_CALIBRATIONREPORT']._serialized_end=1260
+  _globals['_CALIBRATIONREPORT_HELDOUTMEASUREMENTSENTRY']._serialized_start=1202
+  _globals['_CALIBRATIONREPORT_HELDOUTMEASUREMENTSENTRY']._serialized_end=1260
+  _globals['_CALIBRATEPROGRESS']._serialized_start=1262
+  _globals['_CALIBRATEPROGRESS']._serialized_end=1331
+  _globals['_CALIBRATEEVENT']._serialized_start=1333
+  _globals['_CALIBRATEEVENT']._serialized_end=1458
+  _globals['_GETCALIBRATIONREQUEST']._serialized_start=1460
+  _globals['_GETCALIBRATIONREQUEST']._serialized_end=1502
 # @@protoc_insertion_point(module_scope)

@@ -85,7 +85,14 @@ class PredictorMetrics(_message.Message):
     def __init__(self, predictor: _Optional[str] = ..., n: _Optional[int] = ..., within_5pct: _Optional[float] = ..., within_10pct: _Optional[float] = ..., within_15pct: _Optional[float] = ..., rmspe: _Optional[float] = ..., mape: _Optional[float] = ..., spearman: _Optional[float] = ..., kendall: _Optional[float] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor")
+    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor", "heldout_measurements")
+    class HeldoutMeasurementsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRAIN_MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +101,7 @@ class CalibrationReport(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
     SELECTED_PREDICTOR_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     artifact_version: str
     train_models: int
@@ -102,7 +110,8 @@ class CalibrationReport(_message.Message):
     metrics: _containers.RepeatedCompositeFieldContainer[PredictorMetrics]
     elapsed_s: float
     selected_predictor: str
-    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ...) -> None: ...
+    heldout_measurements: _containers.ScalarMap[int, int]
+    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class CalibrateProgress(_message.Message):
     __slots__ = ("stage", "fraction", "message")
