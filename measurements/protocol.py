@@ -35,14 +35,13 @@ class TimingOptions:
 
     Attributes:
         warmup_runs: untimed runs before the first window (at most half the budget is spent here).
-        runs_per_window: runs in one window; 0 = adaptive, about ``window_s`` of work per
-            window and at least ``ADAPTIVE_MIN_RUNS`` runs.
+        runs_per_window: runs in one window; 0 = adaptive, about ``ADAPTIVE_WINDOW_S`` of work
+            per window and at least ``ADAPTIVE_MIN_RUNS`` runs.
         stable_windows: how many consecutive windows must agree.
         stability_threshold_pct: the last ``stable_windows`` window medians agree when
             ``(max - min) / median * 100`` is at most this.
         time_budget_s: wall-clock budget for warm-up and windows of one batch size; when it
             ends the measurement stops and is reported as not stable (if it was not).
-        window_s: the work an adaptive window aims at (default ``ADAPTIVE_WINDOW_S``).
     """
 
     warmup_runs: int = 5
@@ -50,7 +49,6 @@ class TimingOptions:
     stable_windows: int = 3
     stability_threshold_pct: float = 5.0
     time_budget_s: float = 20.0
-    window_s: float = ADAPTIVE_WINDOW_S
 
     def validate(self) -> None:
         """Raise :class:`InvalidRequestError` for out-of-range options."""
@@ -68,8 +66,6 @@ class TimingOptions:
             )
         if not (self.time_budget_s > 0 and math.isfinite(self.time_budget_s)):
             raise InvalidRequestError(f"time_budget_s must be > 0, got {self.time_budget_s}")
-        if not (self.window_s > 0 and math.isfinite(self.window_s)):
-            raise InvalidRequestError(f"window_s must be > 0, got {self.window_s}")
 
     def to_dict(self) -> dict[str, float | int]:
         return {
@@ -78,7 +74,6 @@ class TimingOptions:
             "stable_windows": self.stable_windows,
             "stability_threshold_pct": self.stability_threshold_pct,
             "time_budget_s": self.time_budget_s,
-            "window_s": self.window_s,
         }
 
     @classmethod
@@ -89,7 +84,6 @@ class TimingOptions:
             stable_windows=int(d["stable_windows"]),
             stability_threshold_pct=float(d["stability_threshold_pct"]),
             time_budget_s=float(d["time_budget_s"]),
-            window_s=float(d.get("window_s", ADAPTIVE_WINDOW_S)),
         )
 
 
@@ -212,11 +206,13 @@ def summarize(
     )
 
 
-def adaptive_runs(per_run_s: float, window_s: float = ADAPTIVE_WINDOW_S) -> int:
-    """Runs in an adaptive window of ``window_s`` for a model taking ``per_run_s`` per run."""
+def adaptive_runs(per_run_s: float) -> int:
+    """Runs in an adaptive window for a model taking ``per_run_s`` per run."""
     if per_run_s <= 0:
         return ADAPTIVE_MAX_RUNS
-    return int(min(ADAPTIVE_MAX_RUNS, max(ADAPTIVE_MIN_RUNS, math.ceil(window_s / per_run_s))))
+    return int(
+        min(ADAPTIVE_MAX_RUNS, max(ADAPTIVE_MIN_RUNS, math.ceil(ADAPTIVE_WINDOW_S / per_run_s)))
+    )
 
 
 def time_runs(
@@ -264,7 +260,7 @@ def time_runs(
             t0 = clock()
             run_once()
             warm_times.append(clock() - t0)
-        per_window = adaptive_runs(statistics.median(warm_times), options.window_s)
+        per_window = adaptive_runs(statistics.median(warm_times))
 
     windows: list[list[float]] = []
     medians: list[float] = []

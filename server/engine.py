@@ -30,7 +30,6 @@ from nascost.server.encode import analyze_response, shape_key, shape_request
 from nascost.server.learned import (
     BATCH_DIM,
     CALIBRATION_TIME_BUDGET_S,
-    CALIBRATION_WINDOW_S,
     LearnedPredictors,
     heldout_summary,
     report_proto,
@@ -457,7 +456,7 @@ class Engine:
         self._measurable(device_id)
         device = self.catalogue.get(device_id)
         config = RunnerConfig(intra_op_threads=device.intra_op_threads or self.config.measure_threads, profile_nodes=True)
-        timing = TimingOptions(time_budget_s=CALIBRATION_TIME_BUDGET_S, window_s=CALIBRATION_WINDOW_S)
+        timing = TimingOptions(time_budget_s=CALIBRATION_TIME_BUDGET_S)
         limits = self.config.sandbox_limits()
         lock_dir = self.config.data_dir / "locks"
 

@@ -108,16 +108,6 @@ def test_adaptive_window_size() -> None:
     opts = TimingOptions(warmup_runs=2, runs_per_window=0, stable_windows=2, time_budget_s=100)
     stats = time_runs(fake.run_once, opts, clock=fake.clock)
     assert stats.stable and stats.windows == 2 and stats.n == 2 * 150
-    # calibration's shorter windows: half the runs per window
-    half = TimingOptions(warmup_runs=2, runs_per_window=0, stable_windows=2, time_budget_s=100, window_s=0.15)
-    fake = FakeModel([], default=0.002)
-    stats = time_runs(fake.run_once, half, clock=fake.clock)
-    assert stats.stable and stats.n == 2 * 75
-    assert adaptive_runs(0.001, 0.15) == 150
-    assert TimingOptions.from_dict(half.to_dict()) == half
-    assert TimingOptions.from_dict({k: v for k, v in half.to_dict().items() if k != "window_s"}).window_s == 0.3
-    with pytest.raises(InvalidRequestError):
-        TimingOptions(window_s=0).validate()
 
 
 def test_should_stop_ends_early() -> None:
