@@ -178,13 +178,11 @@ class CalibrationReport:
     def table(self) -> str:
         """The report as a plain-text table."""
         lines = [
-            f"device {self.device_id}: {self.n_train} training / {self.n_validation} validation / {self.n_heldout} held-out "
-            f"test measurements ({self.n_failed} failed) in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget; "
+            f"device {self.device_id}: {self.n_train} training measurements / {self.n_validation} validation / "
+            f"{self.n_heldout} held-out test (model, batch) pairs ({self.n_failed} failed) in {self.elapsed_s:.0f} s "
+            f"of a {self.budget_s:.0f} s budget; "
             f"'learned' = {self.selected_predictor} "
             + ("(checked against the variants on a validation half of the held-out families)" if self.n_validation else "(default)"),
-            "held-out reference latency: the median of each model's measurements at different times ("
-            + ", ".join(f"{v} pairs from {k}" for k, v in sorted(self.heldout_measurements.items()))
-            + ")",
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -201,6 +199,12 @@ class CalibrationReport:
                 )
         for cb, cov in self.interval_coverage.items():
             lines.append(f"{cb:>5} learned interval [low, high] holds {100 * cov:.1f}% of held-out measurements")
+        if self.heldout_measurements:
+            lines.append(
+                "held-out reference latency: the median of each model's measurements at different times ("
+                + ", ".join(f"{v} pairs from {k}" for k, v in sorted(self.heldout_measurements.items()))
+                + ")"
+            )
         return "\n".join(lines)
 
 
