@@ -412,7 +412,6 @@ def calibrate(
 
     # the held-out families' sampler (a seed of its own: never the training stream)
     held_models: list[_HeldOut] = []
-    n_held = 0  # held-out (model, batch size) pairs measured at least once
     measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
     if large_share is None:
         large_share = DEFAULT_LARGE_SHARE / max(batch_sizes)
@@ -445,6 +444,7 @@ def calibrate(
     # ``heldout_fraction`` of the measuring time), so a drift of the machine's speed during
     # the calibration (other tenants, thermals) cannot bias one set against the other.
     while True:
+        n_held = sum(len(h.first) for h in held_models)  # held-out pairs measured at least once
         if run.time_left() <= 0 and ((n_held >= 2 * nb and len(train) >= 4 * nb) or run.failed >= 40):
             break
         if run.n + run.failed > 100_000:
@@ -484,9 +484,7 @@ def calibrate(
                     continue  # failed the first time: not a reference
                 m = run.measure(h.sample, b, "heldout")
                 if m is not None:
-                    if b not in h.first:
-                        h.first[b] = m.example
-                        n_held += 1
+                    h.first.setdefault(b, m.example)
                     h.latencies.setdefault(b, []).append(m.example.measured_ms)
             h.times_measured += 1
             h.last_s = time.monotonic()

@@ -314,9 +314,14 @@ def profile_overhead_us(examples: Sequence[TrainingExample]) -> float:
     per = [(t, 1e3 * e.measured_ms) for e in examples for _, t in [_timed(e)] if t.size and e.measured_ms > 0]
     if not per:
         return 0.0
+    # every kernel in one array, its example's index beside it: one pass per candidate
+    t_all = np.concatenate([t for t, _ in per])
+    example_of = np.repeat(np.arange(len(per)), [t.size for t, _ in per])
+    measured_us = np.asarray([m for _, m in per])
     best_dev, best = math.inf, 0.0
     for o in PROFILE_OVERHEAD_GRID_US:
-        r = np.log([_unprofiled(t, o).sum() / m for t, m in per])
+        sums = np.bincount(example_of, weights=_unprofiled(t_all, o), minlength=len(per))
+        r = np.log(sums / measured_us)
         dev = float(np.median(np.abs(r - np.median(r))))
         if dev < best_dev - 1e-12:
             best_dev, best = dev, o
@@ -528,10 +533,12 @@ class LatencyPredictor:
         """Fit on measured examples; ``feature_cache`` reuses features across refits."""
         if len(examples) < 2:
             raise InvalidRequestError(f"need at least 2 measured examples to fit, got {len(examples)}")
-        self.profile_overhead_us_ = profile_overhead_us(examples)
-        timed, kernel_y = kernel_targets(examples, self.profile_overhead_us_)
+        # kernel targets only for a kernel model (graph-only refits, e.g. calibration's
+        # out-of-fold family errors, skip them)
+        self.profile_overhead_us_ = profile_overhead_us(examples) if self.use_kernels else 0.0
+        timed, kernel_y = kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0))
         self.kernel_model_ = None
-        if self.use_kernels and len(timed) >= 20:
+        if len(timed) >= 20:
             spec = self.device.spec
             self.kernel_model_ = KernelLatencyRegressor(
                 random_state=self.random_state,
@@ -657,6 +664,7 @@ class LatencyPredictor:
         new.log_slope_ = slope
         new.log_scale_ = float(np.median(y - slope * x))
         new.sum_log_scale_ = getattr(self, "sum_log_scale_", 0.0)
+        new.profile_overhead_us_ = self.profile_overhead_us_
         new.interval_scale_ = getattr(self, "interval_scale_", 1.0)
         new.metadata_ = {**self.metadata_, "adapted_from": self.device.id, "adaptation_samples": len(examples)}
         return new

@@ -433,7 +433,12 @@ def print_calibration(report: Any) -> None:
     console = Console(width=max(Console().width, width + 70))
     console.print(t)
     if report.selected_predictor:
-        console.print(f"[dim]'learned' = {report.selected_predictor} (the default unless a variant is 10 % better on a validation half of the held-out models)[/]")
+        from nascost.predictors.calibration import SELECTION_MARGIN
+
+        console.print(
+            f"[dim]'learned' = {report.selected_predictor} (the default unless a variant is "
+            f"{100 * SELECTION_MARGIN:.0f} % better on a validation half of the held-out models)[/]"
+        )
     console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
     if report.heldout_measurements:
         counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))

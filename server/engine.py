@@ -507,6 +507,7 @@ class Engine:
             "heldout_families": meta.get("heldout_families", []),
             "accuracy": meta.get("heldout_metrics", {}),
             "selected_variant": meta.get("selected_variant", ""),
+            "heldout_measurements": meta.get("heldout_measurements", {}),
         }
         return report_proto(report, str(meta.get("version", "")))
 

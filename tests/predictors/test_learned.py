@@ -205,6 +205,10 @@ def test_the_profilers_cost_per_kernel_is_estimated_and_removed_from_the_targets
     p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs)
     assert p.profile_overhead_us_ == 2.5
     assert load_predictor(save_predictor(p, tmp_path)).profile_overhead_us_ == 2.5
+    assert p.adapted(DEV, exs[:3]).profile_overhead_us_ == 2.5
+    # a graph-only predictor has no kernel targets to make
+    g = LatencyPredictor(DEV, use_kernels=False).fit(exs)
+    assert g.kernel_model_ is None and g.profile_overhead_us_ == 0.0 and g.n_train_kernels_ == 0
 
 
 def test_kernel_sum_predictor_is_the_scaled_kernel_sum_and_survives_saving(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
             latest = c.calibration("local")
             assert latest.artifact_version == report.artifact_version
             assert latest.selected_predictor == report.selected_predictor
+            assert dict(latest.heldout_measurements) == dict(report.heldout_measurements)
+            assert sum(report.heldout_measurements.values()) >= report.heldout_models
 
             after = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
             preds = {p.predictor.partition("@")[0]: p for p in after.devices[0].predictions}
