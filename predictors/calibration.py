@@ -498,6 +498,7 @@ def calibrate(
             weights = [errs.get(f, max(errs.values(), default=0.1)) + floor for f in sampler.families]
             next_refit = len(train) + max(10, len(train) // 4)
             logger.info("calibration: family errors %s", {k: round(v, 3) for k, v in errs.items()})
+            t0 = time.monotonic()  # the refit measured nothing: it is neither kind's time
         sample = sampler.sample(weights=weights if phase == "adapt" else None)
         for b in batch_sizes:
             m = run.measure(sample, b, phase)

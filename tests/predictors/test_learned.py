@@ -332,3 +332,26 @@ def test_few_shot_fits_a_log_log_line_from_enough_spread_samples() -> None:
     s = p.adapted(DEV, other[40:43])
     assert s.log_slope_ == 1.0
     assert np.median(np.abs(s.predict(other[50:]) / y - 1)) > np.median(np.abs(q.predict(other[50:]) / y - 1))
+
+
+def test_few_shot_keeps_a_plain_scale_when_a_line_fits_only_noise() -> None:
+    exs = _timed_examples(60)
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs[:40])
+    x = np.log(p.predict(exs[40:52]))
+    assert np.ptp(x) > np.log(4)  # enough spread and samples for a line to be tried
+    i, j = np.triu_indices(12, 1)
+    kept, tilted = 0, 0
+    for seed in range(10):
+        # another device exactly 2x slower, measured with 10 % noise unrelated to size
+        noise = np.random.default_rng(seed).lognormal(0.0, 0.1, 12)
+        other = [
+            TrainingExample(e.graph, e.analysis, e.batch_size, 2.0 * e.measured_ms * f, e.kernels, e.family)
+            for e, f in zip(exs[40:52], noise, strict=True)
+        ]
+        y = np.log([e.measured_ms for e in other])
+        tilted += abs(np.median((y[j] - y[i]) / (x[j] - x[i])) - 1.0) > 0.01  # a line would tilt
+        q = p.adapted(DEV, other)
+        kept += q.log_slope_ == 1.0  # the line did not beat the scale on the left-out samples
+        truth = np.array([2 * e.measured_ms for e in exs[52:]])
+        assert np.median(np.abs(np.log(q.predict(exs[52:]) / truth))) < 0.1
+    assert tilted >= 8 and kept >= 7, (tilted, kept)
