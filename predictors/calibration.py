@@ -68,7 +68,7 @@ import numpy as np
 from nascost.predictors.analysis import analyze
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError, NascostError
-from nascost.predictors.features import KernelRecord, kernels_from_profile
+from nascost.predictors.features import KernelRecord, kernels_from_profile, with_activations
 from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.learned import (
     FeatureCache,
@@ -89,6 +89,7 @@ from nascost.predictors.sampler import (
     TRAIN_FAMILIES,
     ArchitectureSampler,
     ArchSample,
+    config_key,
     resnet50_sample,
 )
 
@@ -275,7 +276,9 @@ class _Runner:
         if self.progress is not None:
             frac = min(1.0, (time.monotonic() - self.start) / self.budget_s)
             self.progress(CalibrationProgress(phase, frac, self.n, f"{sample.family} b={batch}: {p50_ms:.3f} ms"))
-        ex = TrainingExample(graph, analysis, batch, float(p50_ms), _kernels(kernels), sample.family)
+        ex = TrainingExample(
+            graph, analysis, batch, float(p50_ms), tuple(with_activations(_kernels(kernels), graph)), sample.family
+        )
         return _Measured(sample, ex)
 
     def time_left(self) -> float:
@@ -412,6 +415,7 @@ def calibrate(
 
     # the held-out families' sampler (a seed of its own: never the training stream)
     held_models: list[_HeldOut] = []
+    held_configs: set[str] = set()
     measurement = measurement_description(measure_fn, timing_statistic, measurement_settings)
     if large_share is None:
         large_share = DEFAULT_LARGE_SHARE / max(batch_sizes)
@@ -475,7 +479,10 @@ def calibrate(
                     sample = resnet50_sample(seed)
                     reference_pending = False
                 else:
-                    sample = hs.sample(family)
+                    # a model already held out would count twice in the figures (small
+                    # held-out configurations repeat: 8 of 49 models in one 20-minute run)
+                    sample = hs.sample(family, exclude=held_configs)
+                held_configs.add(config_key(sample.family, sample.config))
                 i += 1
                 h = _HeldOut(sample, i)
                 held_models.append(h)

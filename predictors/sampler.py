@@ -25,9 +25,10 @@ build that counts MACs without generating weights; only the chosen one is built.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -561,6 +562,7 @@ def build(
     max_macs_per_example: float = DEFAULT_MAX_MACS,
     max_tries: int = 50,
     target_macs: float | None = None,
+    exclude: Container[str] = (),
 ) -> ArchSample:
     """One model of ``family``, deterministic in ``seed``.
 
@@ -568,6 +570,7 @@ def build(
     smallest draw). With it: the first draw within a factor 2 of ``target_macs`` and under
     the cap, else the draw under the cap nearest to it in log-MACs. Draws are screened by
     a dry build (MACs counted, no weights generated); only the chosen one is built.
+    Draws whose :func:`config_key` is in ``exclude`` are passed over while any other is left.
     """
     fn = _BUILDERS.get(family)
     if fn is None:
@@ -575,8 +578,12 @@ def build(
     best: tuple[float, int] | None = None  # (score, attempt)
     chosen: int | None = None
     for attempt in range(max_tries):
-        _, _, _, macs = fn(np.random.default_rng([seed, attempt]), True)
+        _, cfg, _, macs = fn(np.random.default_rng([seed, attempt]), True)
         under = macs <= max_macs_per_example
+        if exclude and config_key(family, cfg) in exclude:
+            if best is None:
+                best = (2e6 + float(macs), attempt)  # only when every draw is excluded
+            continue
         if target_macs is None:
             if under:
                 chosen = attempt
@@ -595,6 +602,11 @@ def build(
         chosen = best[1]
     model, cfg, shape, macs = fn(np.random.default_rng([seed, chosen]), False)
     return ArchSample(family, cfg, model, shape, int(macs), seed)
+
+
+def config_key(family: str, config: Mapping[str, Any]) -> str:
+    """A model's architecture as a string: equal for equal family and hyper-parameters."""
+    return f"{family}:{json.dumps(config, sort_keys=True)}"
 
 
 def resnet50_sample(seed: int = 0) -> ArchSample:
@@ -657,8 +669,11 @@ class ArchitectureSampler:
         self._rng = np.random.default_rng([seed, 7919])
         self._counts: dict[str, int] = dict.fromkeys(self.families, 0)
 
-    def sample(self, family: str | None = None, *, weights: Sequence[float] | None = None) -> ArchSample:
-        """Draw one model: of ``family``, or of a family drawn with ``weights`` (uniform by default)."""
+    def sample(
+        self, family: str | None = None, *, weights: Sequence[float] | None = None, exclude: Container[str] = ()
+    ) -> ArchSample:
+        """Draw one model: of ``family``, or of a family drawn with ``weights`` (uniform by
+        default); while the family has others, none whose :func:`config_key` is in ``exclude``."""
         if family is None:
             p = None
             if weights is not None:
@@ -678,7 +693,9 @@ class ArchitectureSampler:
             max_macs=self.max_macs_per_example,
             large_share=self.large_share,
         )
-        return build(family, fseed, max_macs_per_example=self.max_macs_per_example, target_macs=target)
+        return build(
+            family, fseed, max_macs_per_example=self.max_macs_per_example, target_macs=target, exclude=exclude
+        )
 
     def samples(self, n: int) -> list[ArchSample]:
         return [self.sample() for _ in range(n)]

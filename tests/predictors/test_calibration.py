@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from ortprofile import ort_measure
 
@@ -269,3 +270,38 @@ def test_a_held_out_reference_is_the_median_of_its_measurements() -> None:
     h = _HeldOut(s, 1, first={1: first}, latencies={1: [13.0, 10.0, 10.4]})
     ((e, n),) = h.examples()
     assert n == 3 and e.measured_ms == 10.4 and e.graph is g  # a disturbed first measurement is outvoted
+
+
+def test_held_out_models_are_distinct_though_the_sampler_repeats_small_ones() -> None:
+    from nascost.predictors.sampler import heldout_samples
+
+    # small held-out configurations repeat when drawn plainly
+    plain = [json.dumps([s.family, s.config], sort_keys=True) for s in heldout_samples(12, 3, max_macs_per_example=1e8)]
+    assert len(set(plain)) < len(plain)
+    digests: list[str] = []
+
+    def recorded(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        time.sleep(0.004)
+        m = onnx.load_from_string(model_bytes)
+        for w in m.graph.initializer:  # the architecture, not its random weights
+            if w.data_type == onnx.TensorProto.FLOAT:
+                w.ClearField("raw_data")
+                w.ClearField("float_data")
+        digests.append(hashlib.sha256(m.graph.SerializeToString()).hexdigest())
+        return 1.0 + len(model_bytes) / 1e6, [], None
+
+    phases: list[str] = []
+    rep = calibrate(
+        DEV,
+        budget_s=4.0,
+        measure_fn=recorded,
+        batch_sizes=(1,),
+        max_macs_per_example=1e8,
+        variants=False,
+        heldout_fraction=0.75,
+        heldout_repeats=1,
+        progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
+    )
+    held = [d for d, p in zip(digests, phases, strict=True) if p == "heldout"]
+    assert len(held) == rep.n_heldout >= 8
+    assert len(set(held)) == len(held), (len(set(held)), len(held))

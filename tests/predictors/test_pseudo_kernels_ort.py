@@ -21,6 +21,7 @@ from nascost.predictors.features import (
     kernel_features,
     kernels_from_profile,
     pseudo_kernels,
+    with_activations,
 )
 from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.sampler import INPUT_NAME, _Builder
@@ -124,3 +125,43 @@ def test_profiled_gemm_keeps_its_bias_but_not_its_weight() -> None:
     f = kernel_features(g)
     assert np.expm1(f["log_weight_elems"]) == pytest.approx(32 * 100)
     assert np.expm1(f["log_macs"]) == pytest.approx(np.expm1(kernel_features(pg)["log_macs"]))
+
+
+def test_activations_read_from_profile_names_are_the_pseudo_kernels_activations() -> None:
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 32, 3, 16)
+        x = b.act(x, "relu")  # blocked Conv named after the Relu's output
+        x, _ = b.conv(x, 32, 32, 3, hw, groups=32)
+        x = b.act(x, "relu6")  # Clip
+        y, _ = b.conv(x, 32, 32, 1, hw)
+        y = b.act(y, "hardswish")  # runs inside the Conv, which keeps its own name
+        x = b.se(y, 32, 4)  # Relu and Sigmoid on 1x1 convs
+        y, _ = b.conv(x, 32, 32, 1, hw)
+        x = b.op("Relu", [b.op("Add", [y, x])])  # residual Add + Relu
+        y, _ = b.conv(x, 32, 32, 3, hw)
+        z, _ = b.conv(x, 32, 32, 1, hw)  # a projection shortcut: one of the two absorbs the Add
+        x = b.op("Relu", [b.op("Add", [y, z])])
+        y, _ = b.conv(x, 32, 32, 1, hw)
+        x = b.act(y, "silu")  # two consumers: nothing folds
+        x, _ = b.conv(x, 32, 8, 1, hw)
+        x, _ = b.conv(x, 8, 8, 3, hw)  # narrow: an unblocked Conv
+        x = b.act(x, "relu")
+        return b.op("GlobalAveragePool", [x])
+
+    b = _Builder(np.random.default_rng(0))
+    model = b.model(build(b), (3, 16, 16), "t")
+    graph = load_graph(model, ShapeRequest(dim_values={"N": 1}))
+    real = with_activations(kernels_from_profile(ort_measure(model.SerializeToString(), 1)[1]), graph)
+    pseudo = pseudo_kernels(graph)
+
+    def acts(recs: list[KernelRecord]) -> Counter[tuple[str, tuple[int, ...], str]]:
+        return Counter((r.op_type, r.input_shapes[1], r.activation) for r in recs if r.op_type.endswith("Conv"))
+
+    assert acts(real) == acts(pseudo)
+    found = {r.activation for r in real}
+    assert {"Relu", "Clip", "HardSwish", "Sigmoid", ""} <= found
+    # the feature columns tell them apart
+    cols = {r.activation: kernel_features(r) for r in real if r.op_type.endswith("Conv")}
+    assert cols["Relu"]["act_relu"] == cols["Clip"]["act_clip"] == cols["Sigmoid"]["act_sigmoid"] == 1.0
+    assert cols["HardSwish"]["act_other"] == 1.0
+    assert sum(v for k, v in cols[""].items() if k.startswith("act_")) == 0.0

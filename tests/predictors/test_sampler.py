@@ -15,6 +15,7 @@ from nascost.predictors.sampler import (
     TRAIN_FAMILIES,
     ArchitectureSampler,
     build,
+    config_key,
     heldout_samples,
     log_uniform_target,
     resnet50_sample,
@@ -128,3 +129,14 @@ def test_mixed_cnns_vary_their_blocks_by_stage_and_mlps_run_channel_last() -> No
         # per token: two d x (d * ratio) linears per layer
         assert a.torchvision_macs == 2 * s.macs_per_example
         assert s.macs_per_example >= s.config["depth"] * 2 * g * g * d * d * s.config["mlp_ratio"]
+
+
+def test_build_passes_over_excluded_configurations_while_others_are_left() -> None:
+    first = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7)
+    key = config_key(first.family, first.config)
+    other = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7, exclude={key})
+    assert config_key(other.family, other.config) != key
+    assert other.macs_per_example <= 1e8
+    # same draw, same model: the exclusion is the only difference
+    again = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7)
+    assert config_key(again.family, again.config) == key
