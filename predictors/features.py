@@ -314,9 +314,10 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             candidates = [n.inputs[0]] if n.inputs and n.inputs[0] is not None else []
         elif n.op_type == "Add":
             candidates = [t for t in n.inputs if t is not None and not t.is_constant]
-            # onnxruntime folds an Add into a blocked Conv only when the other operand is
-            # blocked too: from a Conv, a pool or a SiLU, not from (say) a squeeze-excitation's Mul
-            if len(candidates) != 2 or not all(_blocked_source(t.name, conv_of, producer_of) for t in candidates):
+            # onnxruntime folds a residual Add into a blocked Conv only when the other operand
+            # is blocked too: from a Conv, a pool or a SiLU, not from (say) a squeeze-excitation's
+            # Mul (an Add of a constant folds into the Conv's bias)
+            if len(candidates) == 2 and not all(_blocked_source(t.name, conv_of, producer_of) for t in candidates):
                 continue
         else:
             continue

@@ -133,6 +133,8 @@ def test_activations_read_from_profile_names_are_the_pseudo_kernels_activations(
         x = b.act(x, "relu")  # blocked Conv named after the Relu's output
         x, _ = b.conv(x, 32, 32, 3, hw, groups=32)
         x = b.act(x, "relu6")  # Clip
+        y, _ = b.conv(x, 32, 32, 1, hw, bias=False)
+        x = b.act(b.op("Add", [y, b.weight((1, 32, 1, 1))]), "relu6")  # a constant Add: the bias
         y, _ = b.conv(x, 32, 32, 1, hw)
         y = b.act(y, "hardswish")  # runs inside the Conv, which keeps its own name
         x = b.se(y, 32, 4)  # Relu and Sigmoid on 1x1 convs
