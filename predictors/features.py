@@ -604,11 +604,30 @@ KERNEL_FEATURES: tuple[str, ...] = (
     "act_clip",
     "act_sigmoid",
     "act_other",
+    "elem_flops",
 )
 
 
 _KIDX: dict[str, int] = {k: i for i, k in enumerate(KERNEL_FEATURES)}
 _ACT_COL = {"Relu": "act_relu", "Clip": "act_clip", "Sigmoid": "act_sigmoid"}
+# FLOPs per element of a standalone activation's function, roughly (max: 1; min and max: 2;
+# exp, add, divide: 4; erf ~8 plus scale and multiply). Sizes alone do not tell a BiasGelu
+# from a QuickGelu: above the largest BiasGelu of a calibration (8 x 196 x 1536), the trees
+# took held-out ConvNeXt-like BiasGelus for SiLUs and predicted them 2.8x too fast.
+_ELEM_FLOPS = {
+    "Relu": 1.0,
+    "LeakyRelu": 2.0,
+    "Clip": 2.0,
+    "HardSigmoid": 3.0,
+    "Sigmoid": 4.0,
+    "HardSwish": 5.0,
+    "QuickGelu": 5.0,
+    "Tanh": 6.0,
+    "Erf": 8.0,
+    "FastGelu": 9.0,
+    "Gelu": 10.0,
+    "BiasGelu": 11.0,
+}
 # onnxruntime kernels that stand for several graph nodes. Whether a kernel is fused is read
 # from its op type only: a profile does not say how many nodes a kernel replaced, so a count
 # would differ between training (profiles) and prediction (pseudo kernels).
@@ -687,8 +706,10 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None) -> list[float]:
     row[ix["arith_intensity"]] = flops / mem_bytes if mem_bytes else 0.0
     row[ix["n_inputs"]] = float(max(len(ins), 2 if base in ("MatMul", "Gemm") else 0))
     row[ix["fused_op"]] = float(fused_prefix or base in _FUSED_OPS)
-    if cat != "activation":
-        # An activation's time follows its size alone; with rows and row length the trees
+    if cat == "activation":
+        row[ix["elem_flops"]] = _ELEM_FLOPS.get(base, 3.0)
+    else:
+        # An activation's time follows its size and function; with rows and row length the trees
         # split on the layouts seen in training: ConvNeXt's (8, 40, 40, 192) BiasGelu took
         # as long as a transformer's (8, 196, 1536) one but was predicted 2.9x faster (held-out
         # ConvNeXt-like at batch 8 within ±10 %: 60 % with these columns, 80 % without).

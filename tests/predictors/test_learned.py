@@ -272,6 +272,11 @@ def test_an_activations_features_are_its_size_not_its_layout() -> None:
     assert differ == {"log_in_elems", "log_bytes", "arith_intensity"}  # only the bias's length
     add = [kernel_features(KernelRecord("a", "Add", s, (s[0],), 1.0)) for s in (grid, seq)]
     assert add[0]["log_last_dim"] != add[1]["log_last_dim"]  # a broadcast add's row length stays
+    # ... and its function: an erf-based Gelu costs more per element than a SiLU or a Relu
+    x = ((8, 196, 1536),)
+    fns = {op: kernel_features(KernelRecord("f", op, x, x, 1.0)) for op in ("BiasGelu", "QuickGelu", "Relu")}
+    assert fns["BiasGelu"]["elem_flops"] > fns["QuickGelu"]["elem_flops"] > fns["Relu"]["elem_flops"] > 0
+    assert kernel_features(KernelRecord("m", "MatMul", (*x, (1536, 96)), ((8, 196, 96),)))["elem_flops"] == 0
 
 
 def test_pseudo_kernels_fold_activation_and_residual_into_conv() -> None:
