@@ -221,14 +221,7 @@ def with_activations(kernels: Sequence[KernelRecord], graph: Graph) -> list[Kern
     1.0-1.3 ms with Relu folded in and 2.3-3.5 ms with Clip (ReLU6).
     """
     by_name = {n.name: n for n in graph.nodes}
-    producer: dict[str, Any] = {}
-    readers: dict[str, list[Any]] = {}
-    for n in graph.nodes:
-        for o in n.outputs:
-            producer[o.name] = n
-        for t in n.inputs:
-            if t is not None:
-                readers.setdefault(t.name, []).append(n)
+    producer, readers = _graph_links(graph)
 
     def sole_reader(node: Any) -> Any:
         users = readers.get(node.outputs[0].name, []) if node.outputs else []
@@ -255,7 +248,42 @@ def with_activations(kernels: Sequence[KernelRecord], graph: Graph) -> list[Kern
     return out
 
 
-def _blocked_source(tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any]) -> bool:
+def _graph_links(graph: Graph) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """(tensor -> the node producing it, tensor -> the nodes reading it, one entry per read)."""
+    producer: dict[str, Any] = {}
+    users: dict[str, list[Any]] = {}
+    for n in graph.nodes:
+        for t in n.inputs:
+            if t is not None:
+                users.setdefault(t.name, []).append(n)
+        for o in n.outputs:
+            producer[o.name] = n
+    return producer, users
+
+
+def _silu_sigmoid(mul: Any, producer: Mapping[str, Any], users: Mapping[str, list[Any]]) -> Any | None:
+    """The Sigmoid of ``mul`` when ``mul`` is ``x * Sigmoid(x)`` and reads the Sigmoid's
+    output alone (onnxruntime runs the pair as one QuickGelu), else None."""
+    ins = [t for t in mul.inputs if t is not None]
+    if mul.op_type != "Mul" or len(ins) != 2:
+        return None
+    for x, s in ((ins[0], ins[1]), (ins[1], ins[0])):
+        sig = producer.get(s.name)
+        if (
+            sig is not None
+            and sig.op_type == "Sigmoid"
+            and sig.inputs
+            and sig.inputs[0] is not None
+            and sig.inputs[0].name == x.name
+            and len(users.get(s.name, [])) == 1
+        ):
+            return sig
+    return None
+
+
+def _blocked_source(
+    tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any], users: Mapping[str, list[Any]]
+) -> bool:
     """Whether onnxruntime computes ``tensor`` in the blocked layout: a Conv's output (with
     what it absorbed), a pool's, or a SiLU's (``x * Sigmoid(x)``, run as QuickGelu)."""
     if tensor in conv_of:
@@ -266,15 +294,7 @@ def _blocked_source(tensor: str, conv_of: Mapping[str, str], producer_of: Mappin
     if node.op_type in _BLOCKED_POOLS and node.inputs and node.inputs[0] is not None:
         xs: Sequence[int | None] = node.inputs[0].shape or ()  # blocked on whole blocks of channels only
         return node.inputs[0].name in conv_of and len(xs) > 1 and (xs[1] or 0) % _NCHWC_BLOCK == 0
-    ins = [t for t in node.inputs if t is not None]
-    if node.op_type == "Mul" and len(ins) == 2:
-        a, b = ins
-        for x, y in ((a, b), (b, a)):
-            sig = producer_of.get(y.name)
-            src = sig.inputs[0] if sig is not None and sig.op_type == "Sigmoid" and sig.inputs else None
-            if src is not None and src.name == x.name:
-                return True
-    return False
+    return _silu_sigmoid(node, producer_of, users) is not None
 
 
 def _dims(t: Any) -> tuple[int, ...]:
@@ -289,16 +309,8 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
     output has no other consumer, and drops nodes whose inputs are all constants and
     metadata-only ops (the runtime folds them away).
     """
-    consumers: dict[str, int] = {}
-    users: dict[str, list[Any]] = {}  # tensor -> the nodes reading it (one entry per read)
-    producer_of: dict[str, Any] = {}
-    for gn in graph.nodes:
-        for ti in gn.inputs:
-            if ti is not None:
-                consumers[ti.name] = consumers.get(ti.name, 0) + 1
-                users.setdefault(ti.name, []).append(gn)
-        for to in gn.outputs:
-            producer_of[to.name] = gn
+    producer_of, users = _graph_links(graph)
+    consumers = {t: len(u) for t, u in users.items()}
     out_names = {t.name for t in graph.outputs}
     conv_of: dict[str, str] = {}  # tensor -> the Conv kernel that produces it (after folding)
     for n in graph.nodes:
@@ -317,7 +329,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             # onnxruntime folds a residual Add into a blocked Conv only when the other operand
             # is blocked too: from a Conv, a pool or a SiLU, not from (say) a squeeze-excitation's
             # Mul (an Add of a constant folds into the Conv's bias)
-            if len(candidates) == 2 and not all(_blocked_source(t.name, conv_of, producer_of) for t in candidates):
+            if len(candidates) == 2 and not all(_blocked_source(t.name, conv_of, producer_of, users) for t in candidates):
                 continue
         else:
             continue
@@ -542,17 +554,12 @@ def _fold_gelu_and_matmul(
                 _dims(t) for t in bias.inputs if t is not None and t.is_constant and t.known
             )
     for n in graph.nodes:  # x * Sigmoid(x) (SiLU / Swish) -> QuickGelu(alpha=1)
-        if n.op_type != "Sigmoid" or n.name in folded or not n.inputs or n.inputs[0] is None:
+        sig = _silu_sigmoid(n, producer, users) if n.name not in folded else None
+        if sig is None or sig.name in folded or sig.outputs[0].name in out_names:
             continue
-        x = n.inputs[0]
-        u = users.get(n.outputs[0].name, [])
-        if len(u) != 1 or u[0].op_type != "Mul" or u[0].name in folded or n.outputs[0].name in out_names:
-            continue
-        if {t.name for t in u[0].inputs if t is not None} != {x.name, n.outputs[0].name}:
-            continue
-        folded.add(n.name)
-        fused_count[u[0].name] = fused_count.get(u[0].name, 0) + 1
-        rename[u[0].name] = "QuickGelu"
+        folded.add(sig.name)
+        fused_count[n.name] = fused_count.get(n.name, 0) + 1
+        rename[n.name] = "QuickGelu"
     for n in graph.nodes:
         if n.op_type != "MatMul" or n.name in folded:
             continue

@@ -108,7 +108,8 @@ from nascost.predictors.trees import CompiledTrees
 logger = logging.getLogger(__name__)
 
 # 2: kernel model on its roofline, kernel targets scaled to the end-to-end time;
-# 3: kernels know the activation folded into a Conv (act_* features)
+# 3: kernels know the activation folded into a Conv (act_* features) and a standalone
+#    activation's FLOPs per element (elem_flops)
 ARTIFACT_VERSION = 3
 _K_FLOPS = KERNEL_FEATURES.index("log_flops")
 _K_BYTES = KERNEL_FEATURES.index("log_bytes")

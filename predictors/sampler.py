@@ -575,14 +575,15 @@ def build(
     fn = _BUILDERS.get(family)
     if fn is None:
         raise InvalidRequestError(f"unknown family {family!r}; known: {sorted(_BUILDERS)}")
-    best: tuple[float, int] | None = None  # (score, attempt)
+    best: tuple[float, int, bool] | None = None  # (score, attempt, under the cap)
     chosen: int | None = None
+    repeat: tuple[bool, int] | None = None  # (under the cap, attempt) of an excluded draw
     for attempt in range(max_tries):
         _, cfg, _, macs = fn(np.random.default_rng([seed, attempt]), True)
         under = macs <= max_macs_per_example
         if exclude and config_key(family, cfg) in exclude:
-            if best is None:
-                best = (2e6 + float(macs), attempt)  # only when every draw is excluded
+            if repeat is None or (under and not repeat[0]):
+                repeat = (under, attempt)
             continue
         if target_macs is None:
             if under:
@@ -596,10 +597,14 @@ def build(
                 break
             score = dist if under else 1e6 + float(macs)  # over the cap: only when nothing fits
         if best is None or score < best[0]:
-            best = (score, attempt)
+            best = (score, attempt, under)
     if chosen is None:
-        assert best is not None
-        chosen = best[1]
+        # a fresh draw under the cap, else a repeat under it, else the nearest over it
+        if best is not None and (best[2] or repeat is None or not repeat[0]):
+            chosen = best[1]
+        else:
+            assert repeat is not None
+            chosen = repeat[1]
     model, cfg, shape, macs = fn(np.random.default_rng([seed, chosen]), False)
     return ArchSample(family, cfg, model, shape, int(macs), seed)
 

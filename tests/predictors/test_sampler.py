@@ -140,3 +140,8 @@ def test_build_passes_over_excluded_configurations_while_others_are_left() -> No
     # same draw, same model: the exclusion is the only difference
     again = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7)
     assert config_key(again.family, again.config) == key
+    # when every draw is excluded, a repeat rather than nothing
+    one = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7, max_tries=1)
+    one_key = config_key(one.family, one.config)
+    only = build("mobilenetv2_like", 7, max_macs_per_example=1e8, target_macs=2e7, max_tries=1, exclude={one_key})
+    assert config_key(only.family, only.config) == one_key
