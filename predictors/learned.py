@@ -109,10 +109,14 @@ logger = logging.getLogger(__name__)
 
 # 2: kernel model on its roofline, kernel targets scaled to the end-to-end time;
 # 3: kernels know the activation folded into a Conv (act_* features) and a standalone
-#    activation's FLOPs per element (elem_flops)
-ARTIFACT_VERSION = 3
+#    activation's FLOPs per element (elem_flops);
+# 4: kernels with large weights take the time between two uses of them (log_reuse_ms)
+ARTIFACT_VERSION = 4
 _K_FLOPS = KERNEL_FEATURES.index("log_flops")
 _K_BYTES = KERNEL_FEATURES.index("log_bytes")
+_K_REUSE = KERNEL_FEATURES.index("log_reuse_ms")
+REUSE_ITERATIONS = 4  # fixed-point steps of a kernel sum whose weight-heavy kernels depend on it
+REUSE_TOLERANCE = 0.01  # ... stopped earlier when a step changes the sum by less than this share
 PRIORS: tuple[str, ...] = ("kernel_sum", "roofline", "kernels", "none")
 _METADATA = "metadata.json"
 
@@ -405,9 +409,18 @@ def roofline_ms(analysis: Analysis, device: Device) -> tuple[float, float]:
     return 1e3 * total, (compute / body if body > 0 else 0.0)
 
 
-def _kernel_sum_ms(kernel_model: KernelLatencyRegressor, kernels: Sequence[KernelRecord]) -> float:
+def _kernel_sum_ms(kernel_model: KernelLatencyRegressor, kernels: Sequence[KernelRecord], guess_ms: float = 1.0) -> float:
     """Predicted kernel times summed (ms); repeated blocks give identical kernels, each
-    distinct one is predicted once."""
+    distinct one is predicted once.
+
+    A kernel with large weights (``log_reuse_ms``, see
+    :data:`~nascost.predictors.features.REUSE_MIN_WEIGHT_BYTES`) is predicted at the
+    model's own latency, the time between two uses of its weights, so the sum is a fixed
+    point: first with those kernels at ``guess_ms`` (the roofline, say), then again at the
+    sum until it moves by less than :data:`REUSE_TOLERANCE`, at most
+    :data:`REUSE_ITERATIONS` times. It converges fast: a weight stream's time grows far
+    slower than the time between reuses, and the trees are steps.
+    """
     uniq: dict[tuple[Any, ...], list[Any]] = {}
     for k in kernels:
         key = (k.op_type, k.input_shapes, k.output_shapes, k.fused, k.blocked, k.activation)
@@ -416,8 +429,23 @@ def _kernel_sum_ms(kernel_model: KernelLatencyRegressor, kernels: Sequence[Kerne
             uniq[key] = [k, 1]
         else:
             entry[1] += 1
-    us = kernel_model.predict(kernel_matrix([v[0] for v in uniq.values()]))
-    return float(np.dot(us, np.asarray([v[1] for v in uniq.values()], dtype=np.float64))) / 1e3
+    X = kernel_matrix([v[0] for v in uniq.values()], reuse_ms=guess_ms)
+    counts = np.asarray([v[1] for v in uniq.values()], dtype=np.float64)
+    us = kernel_model.predict(X) * counts
+    total = float(us.sum()) / 1e3
+    reused = X[:, _K_REUSE] > 0
+    if not reused.any():
+        return total
+    rest = total - float(us[reused].sum()) / 1e3
+    Xr, cr = X[reused], counts[reused]
+    for _ in range(REUSE_ITERATIONS):
+        Xr[:, _K_REUSE] = math.log1p(total)
+        new = rest + float(np.dot(kernel_model.predict(Xr), cr)) / 1e3
+        done = abs(new - total) <= REUSE_TOLERANCE * total
+        total = new
+        if done:
+            break
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,7 +560,7 @@ class LatencyPredictor:
             ksum = 0.0
             row = base.graph_row
             if kernel_model is not None and pk:
-                ksum = _kernel_sum_ms(kernel_model, pk)
+                ksum = _kernel_sum_ms(kernel_model, pk, guess_ms=roof_ms)
                 row = {**row, "log_kernel_sum_ms": math.log1p(ksum)}
             rows.append(row)
             if self.prior in ("kernels", "kernel_sum") and kernel_model is not None:
@@ -556,6 +584,8 @@ class LatencyPredictor:
         # out-of-fold family errors, skip them)
         self.profile_overhead_us_ = profile_overhead_us(examples) if self.use_kernels else 0.0
         timed, kernel_y = kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0))
+        # each timed kernel's weights are reused once per run: after the example's latency
+        reuse_ms = [e.measured_ms for e in examples for _ in _timed(e)[0]] if timed else []
         self.kernel_model_ = None
         if len(timed) >= 20:
             spec = self.device.spec
@@ -564,7 +594,7 @@ class LatencyPredictor:
                 peak_flops_per_s=spec.peak_for("float32"),
                 bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
                 overhead_us=KERNEL_OVERHEAD_US,
-            ).fit(kernel_matrix(timed), kernel_y)
+            ).fit(kernel_matrix(timed, reuse_ms=reuse_ms), kernel_y)
         prep = self._prepare([(e.graph, e.analysis, e.batch_size) for e in examples], feature_cache)
         y = np.asarray([e.measured_ms for e in examples], dtype=np.float64)
         self.graph_model_ = GraphLatencyRegressor(random_state=self.random_state).fit(
