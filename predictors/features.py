@@ -627,10 +627,10 @@ _KIDX: dict[str, int] = {k: i for i, k in enumerate(KERNEL_FEATURES)}
 # over four 20-minute data sets the weight-streaming rate of Gemms with >= 1 MB of weights
 # fell with the model's latency (Spearman -0.80 to -0.89 at batch 8) more than with its
 # bytes. A gate rather than a column for every kernel: a per-model value on every row lets
-# the trees tell training families apart. On six data sets 1 MiB gave the lowest held-out
-# MAPE (batch 1 / 8, mean: 4.67 / 4.33 %; 0.5 MiB 4.67 / 4.55, 2 MiB 5.10 / 4.58, none
-# 5.08 / 4.82).
-REUSE_MIN_WEIGHT_BYTES = 1 << 20
+# the trees tell training families apart. On six data sets 1 MB gave the lowest held-out
+# MAPE (batch 1 / 8, mean: 4.67 / 4.33 %; 0.5 MB 4.67 / 4.55, 1 MiB 4.92 / 4.33 -- it
+# leaves out a 256 -> 1000 classifier, 1.02 MB --, 2 MB 5.10 / 4.58, none 5.08 / 4.82).
+REUSE_MIN_WEIGHT_BYTES = 1_000_000
 _ACT_COL = {"Relu": "act_relu", "Clip": "act_clip", "Sigmoid": "act_sigmoid"}
 # FLOPs per element of a standalone activation's function, roughly (max: 1; min and max: 2;
 # exp, add, divide: 4; erf ~8 plus scale and multiply). Sizes alone do not tell a BiasGelu

@@ -52,7 +52,7 @@ def _model(res: int, depth: int, n_out: int, batch: int) -> onnx.ModelProto:
 
 
 def _truth_us(k: KernelRecord, latency_ms: float) -> float:
-    """Made-up device: 1 µs + FLOPs at 40 GFLOP/s per kernel; a kernel with >= 1 MiB of
+    """Made-up device: 1 µs + FLOPs at 40 GFLOP/s per kernel; a kernel with >= 1 MB of
     weights streams them at 20 GB/s after 1 ms between uses, slower the longer the wait
     (``latency_ms ** -0.35``)."""
     f = kernel_features(k)
@@ -86,7 +86,7 @@ def test_only_kernels_with_large_weights_take_the_reuse_time() -> None:
     col = KERNEL_FEATURES.index("log_reuse_ms")
     ks = {k.op_type: k for k in pseudo_kernels(load_graph(_model(16, 1, 2048, 1)))}
     X = kernel_matrix([ks["Gemm"], ks["MatMul"], ks["Conv"]], reuse_ms=[3.0, 3.0, 3.0], dtype=np.float64)
-    # 2 MiB of Gemm weights; 16 KiB of MatMul and 9 KiB of conv weights stay cached
+    # 2 MiB of Gemm weights take it; 16 KiB of MatMul and 9 KiB of conv weights stay cached
     np.testing.assert_allclose(X[:, col], [np.log1p(3.0), 0.0, 0.0])
     assert kernel_features(ks["Gemm"])["log_reuse_ms"] == 0.0  # no reuse time given
     with pytest.raises(ValueError, match="2 values for 3 kernels"):
