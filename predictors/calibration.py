@@ -14,10 +14,13 @@ models against training ones):
 4. **fit + evaluate**: final fit; per predictor (roofline, learned, FLOPs-only baseline,
    and the learned variants: the scaled kernel sum — the default —, graph-level models on
    the roofline or the kernel sum, without kernels, without a prior) ±5/10/15 %, RMSPE,
-   MAPE, Spearman and Kendall on the held-out models, per batch size; "learned" is the
-   default unless another variant's MAPE on a validation half of the held-out models is
-   10 % lower (``SELECTION_MARGIN``); few-shot accuracy vs k when a source device's
-   predictor is given.
+   MAPE, Spearman and Kendall on every held-out model, per batch size; "learned" is the
+   scaled kernel sum (no variant is chosen per calibration: the choice would take half of
+   the held-out models away from the figures, and on seven 20-minute data sets every
+   variant's held-out MAPE was 1.2-3x the kernel sum's); the interval of the learned
+   predictor is scaled to hold 90 % of the held-out measurements, and its coverage is
+   reported cross-fitted (scaled on one half of the held-out models, counted on the
+   other); few-shot accuracy vs k when a source device's predictor is given.
 
 ``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None)``
 is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop. A
@@ -114,7 +117,6 @@ def measurement_description(
         settings = getattr(measure_fn, "measurement_settings", None)
     return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
-SELECTION_MARGIN = 0.1  # a learned variant replaces the default when its validation MAPE is this much lower
 HELDOUT_REPEATS = 2  # measurements of each held-out model; its reference is their median
 HELDOUT_REPEAT_GAP_S = 60.0  # a held-out model is measured again at least this long after
 
@@ -141,13 +143,10 @@ class CalibrationReport:
     accuracy: dict[str, dict[str, AccuracyReport]]  # batch ("all", "1", "8") -> predictor -> report
     few_shot: dict[str, dict[int, AccuracyReport]] = field(default_factory=dict)  # batch -> k -> report
     train_families: dict[str, int] = field(default_factory=dict)
-    # share of held-out measurements inside the learned predictor's [latency_ms_low, latency_ms_high]
+    # share of held-out measurements inside the learned predictor's [latency_ms_low, latency_ms_high],
+    # its scale fitted on the other half of the held-out models
     interval_coverage: dict[str, float] = field(default_factory=dict)
-    # held-out measurements used to choose among the learned variants (not in the figures)
-    n_validation: int = 0
-    selected_predictor: str = "learned_kernel_sum"
-    # MAPE of each learned variant on the validation half (what the choice was made on)
-    validation_mape: dict[str, float] = field(default_factory=dict)
+    selected_predictor: str = "learned_kernel_sum"  # what "learned" is
     # measurements behind each held-out reference latency: how many pairs had 1, 2, ...
     heldout_measurements: dict[int, int] = field(default_factory=dict)
     # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
@@ -164,10 +163,8 @@ class CalibrationReport:
             "n_train": self.n_train,
             "n_heldout": self.n_heldout,
             "n_failed": self.n_failed,
-            "n_validation": self.n_validation,
             "selected_predictor": self.selected_predictor,
             "heldout_measurements": {str(k): v for k, v in sorted(self.heldout_measurements.items())},
-            "validation_mape": dict(self.validation_mape),
             "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
@@ -179,11 +176,9 @@ class CalibrationReport:
     def table(self) -> str:
         """The report as a plain-text table."""
         lines = [
-            f"device {self.device_id}: {self.n_train} training measurements / {self.n_validation} validation / "
+            f"device {self.device_id}: {self.n_train} training measurements / "
             f"{self.n_heldout} held-out test (model, batch) pairs ({self.n_failed} failed) in {self.elapsed_s:.0f} s "
-            f"of a {self.budget_s:.0f} s budget; "
-            f"'learned' = {self.selected_predictor} "
-            + ("(checked against the variants on a validation half of the held-out families)" if self.n_validation else "(default)"),
+            f"of a {self.budget_s:.0f} s budget; 'learned' = {self.selected_predictor}",
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -283,6 +278,35 @@ class _Runner:
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _interval_coverage(
+    learned: LatencyPredictor, test: Sequence[TrainingExample], held_model: Sequence[int], batch_sizes: tuple[int, ...]
+) -> dict[str, float]:
+    """Scale ``learned``'s interval to hold 90 % of ``test``; return the coverage cross-fitted
+    (each half of the held-out models counted at the scale fitted on the other half; halves
+    alternate whole rounds of the held-out families, so both hold every family)."""
+    rounds = len(HELDOUT_FAMILIES)
+    half = [(i - 1) // rounds % 2 for i in held_model]
+    inside = [False] * len(test)
+    if len(set(half)) == 2:
+        for h in (0, 1):
+            learned.calibrate_interval([e for e, g in zip(test, half, strict=True) if g != h], coverage=0.9)
+            idx = [j for j, g in enumerate(half) if g == h]
+            ests = learned.predict_many([(test[j].graph, test[j].analysis, test[j].batch_size) for j in idx])
+            for j, est in zip(idx, ests, strict=True):
+                inside[j] = est.latency_ms_low <= test[j].measured_ms <= est.latency_ms_high
+    learned.calibrate_interval(test, coverage=0.9)  # the artifact's interval: every held-out model
+    if len(set(half)) < 2:  # too few models to split: the in-sample coverage
+        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in test])
+        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, test, strict=True)]
+    coverage = {"all": float(np.mean(inside))}
+    if len(batch_sizes) > 1:
+        for b in batch_sizes:
+            sel = [ok for ok, e in zip(inside, test, strict=True) if e.batch_size == b]
+            if sel:
+                coverage[str(b)] = float(np.mean(sel))
+    return coverage
 
 
 def _out_of_fold(
@@ -545,45 +569,11 @@ def calibrate(
             candidates[name] = LatencyPredictor(device, random_state=seed, **kw).fit(train, feature_cache=cache)  # type: ignore[arg-type]
         for name, cand in candidates.items():
             preds[name] = cand.predict
-    # model selection: half of the held-out models (by model, all batch sizes together)
-    # choose the variant; every figure in the report is on the other half
-    selected = "learned_kernel_sum"
     test = heldout
-    n_validation = 0
-    scores: dict[str, float] = {}
-    if variants and len({i for i in held_model}) >= 8:
-        # alternate whole rounds of the held-out families, so both halves hold every family
-        rounds = len(HELDOUT_FAMILIES)
-        val = [e for e, i in zip(heldout, held_model, strict=True) if (i - 1) // rounds % 2 == 0]
-        test = [e for e, i in zip(heldout, held_model, strict=True) if (i - 1) // rounds % 2 == 1]
-        y_val = np.asarray([e.measured_ms for e in val])
-        scores = {name: accuracy_report(y_val, cand.predict(val)).mape for name, cand in candidates.items()}
-        best = min(scores, key=lambda k: scores[k])
-        # the default stays unless a variant is clearly better: the validation half holds a
-        # few dozen models, and a variant ahead by noise did worse on the test half (a real
-        # 20-minute run: learned_kernel_sum_prior chosen, 78.6 % within ±10 % on test
-        # against the default's 82.1 %)
-        if scores[best] < (1.0 - SELECTION_MARGIN) * scores[selected]:
-            selected = best
-        n_validation = len(val)
-        learned = candidates[selected]
-        preds["learned"] = learned.predict
-        learned.calibrate_interval(val, coverage=0.9)
-        logger.info("calibration: validation MAPE per variant %s; selected %s", scores, selected)
     accuracy = _evaluate(preds, test, batch_sizes) if test else {}
     if variants and len(train) >= 12:
         accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed, cache=cache)}
-
-    coverage: dict[str, float] = {}
-    if test:
-        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in test])
-        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, test, strict=True)]
-        coverage["all"] = float(np.mean(inside))
-        if len(batch_sizes) > 1:
-            for b in batch_sizes:
-                sel = [ok for ok, e in zip(inside, test, strict=True) if e.batch_size == b]
-                if sel:
-                    coverage[str(b)] = float(np.mean(sel))
+    coverage = _interval_coverage(learned, test, held_model, batch_sizes) if test else {}
 
     few: dict[str, dict[int, AccuracyReport]] = {}
     if source_predictor is not None and test:
@@ -608,10 +598,7 @@ def calibrate(
         batch_sizes=batch_sizes,
         n_train=len(train),
         n_heldout=len(test),
-        n_validation=n_validation,
-        selected_predictor=selected,
         heldout_measurements=n_measurements,
-        validation_mape=scores,
         n_failed=run.failed,
         accuracy=accuracy,
         few_shot=few,
@@ -630,7 +617,7 @@ def calibrate(
                 "batch_sizes": list(batch_sizes),
                 "heldout_families": list(HELDOUT_FAMILIES),
                 "seed": seed,
-                "selected_variant": selected,
+                "selected_variant": "learned_kernel_sum",
                 "heldout_repeats": heldout_repeats,
                 "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
                 "measurement": measurement,

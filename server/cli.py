@@ -433,11 +433,9 @@ def print_calibration(report: Any) -> None:
     console = Console(width=max(Console().width, width + 70))
     console.print(t)
     if report.selected_predictor:
-        from nascost.predictors.calibration import SELECTION_MARGIN
-
         console.print(
-            f"[dim]'learned' = {report.selected_predictor} (the default unless a variant is "
-            f"{100 * SELECTION_MARGIN:.0f} % better on a validation half of the held-out models)[/]"
+            f"[dim]'learned' = {report.selected_predictor}; every figure is on all held-out models "
+            "(the variants are printed for comparison, none is chosen per calibration)[/]"
         )
     console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
     if report.heldout_measurements:

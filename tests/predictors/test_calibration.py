@@ -43,7 +43,7 @@ def small_calibration(tmp_path_factory: pytest.TempPathFactory) -> Any:
         data_dir=data,
         max_macs_per_example=8e6,
         variants=True,
-        heldout_repeats=1,  # more held-out models for the validation split (repeats: tested below)
+        heldout_repeats=1,  # more held-out models for the interval's cross-fitted coverage (repeats: tested below)
     )
     return rep, seen, data
 
@@ -51,16 +51,10 @@ def small_calibration(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_small_real_calibration_reports_every_predictor(small_calibration: Any) -> None:
     rep, seen, _ = small_calibration
     assert rep.n_train >= 8 and rep.n_heldout >= 4
-    assert rep.selected_predictor in rep.accuracy["all"]
-    # the default stays unless a variant's validation MAPE is 10 % lower
-    v = rep.validation_mape
-    assert rep.n_validation > 0 and set(v) == {n for n in rep.accuracy["all"] if n.startswith("learned_")}
-    if rep.selected_predictor == "learned_kernel_sum":
-        assert min(v.values()) >= 0.9 * v["learned_kernel_sum"]
-    else:
-        assert v[rep.selected_predictor] == min(v.values()) < 0.9 * v["learned_kernel_sum"]
-    # validation and test halves are disjoint models; figures are on the test half
+    assert rep.selected_predictor == "learned_kernel_sum"
+    # every held-out model is a test model: "learned" is the kernel sum, not chosen on half of them
     assert rep.accuracy["all"]["learned"].n == rep.n_heldout
+    assert rep.accuracy["all"]["learned"].to_dict() == rep.accuracy["all"]["learned_kernel_sum"].to_dict()
     assert set(rep.accuracy) == {"all", "1", "2", "in_dist_cv"}
     for name, group in rep.accuracy.items():
         if name == "in_dist_cv":

@@ -360,3 +360,33 @@ def test_few_shot_keeps_a_plain_scale_when_a_line_fits_only_noise() -> None:
         truth = np.array([2 * e.measured_ms for e in exs[52:]])
         assert np.median(np.abs(np.log(q.predict(exs[52:]) / truth))) < 0.1
     assert tilted >= 8 and kept >= 7, (tilted, kept)
+
+
+def test_interval_coverage_is_counted_out_of_sample() -> None:
+    from nascost.predictors.calibration import HELDOUT_FAMILIES, _interval_coverage
+
+    rng = np.random.default_rng(1)
+    base = [
+        TrainingExample(e.graph, e.analysis, e.batch_size, e.measured_ms * float(rng.lognormal(0, 0.05)), (), e.family)
+        for e in _examples(120, 0)
+    ]
+    p = LatencyPredictor(DEV).fit(base[:80])
+    rounds = len(HELDOUT_FAMILIES)
+    held_model = list(range(1, 41))  # models 1-4, 9-12, ... form one half, 5-8, 13-16, ... the other
+    half = [(i - 1) // rounds % 2 for i in held_model]
+    # one half of the held-out models 30x noisier than the other: each half's interval,
+    # scaled on the other half, is far too wide for the quiet half and far too narrow for
+    # the noisy one; in-sample the scale would hold 90 % whatever the halves
+    test = [
+        TrainingExample(
+            e.graph, e.analysis, e.batch_size, e.measured_ms * float(rng.lognormal(0, 0.01 if h == 0 else 0.3)), (), e.family
+        )
+        for e, h in zip(base[80:], half, strict=True)
+    ]
+    cov = _interval_coverage(p, test, held_model, (1, 4))
+    assert set(cov) == {"all", "1", "4"}
+    ests = p.predict_many([(e.graph, e.analysis, e.batch_size) for e in test])
+    inside = np.array([est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, test, strict=True)])
+    assert np.mean(inside) >= 0.9 - 1e-9  # the artifact's scale: fitted on every held-out model
+    # cross-fitted: the quiet half inside (at the noisy half's scale), the noisy half mostly outside
+    assert half.count(0) / len(half) <= cov["all"] < 0.8, cov

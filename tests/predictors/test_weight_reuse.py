@@ -13,7 +13,13 @@ from onnx import TensorProto, helper, numpy_helper
 import nascost.predictors.features as features
 from nascost.predictors.analysis import analyze
 from nascost.predictors.devices import Device, DeviceSpec
-from nascost.predictors.features import KERNEL_FEATURES, KernelRecord, kernel_features, kernel_matrix, pseudo_kernels
+from nascost.predictors.features import (
+    KERNEL_FEATURES,
+    KernelRecord,
+    kernel_features,
+    kernel_matrix,
+    pseudo_kernels,
+)
 from nascost.predictors.graph import load_graph
 from nascost.predictors.learned import LatencyPredictor, TrainingExample
 
