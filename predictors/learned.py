@@ -74,8 +74,9 @@ itself, a fixed point reached in one or two more passes over those kernels). On 
 
 The roofline prior runs each node at its own dtype (``NodeResult.dtype``). Kernel
 features are built as one matrix and each distinct kernel (repeated blocks repeat them)
-is predicted once; ResNet-50 (122 nodes) after analysis predicts in ~1.8-1.9 ms here (was
-~2.6 ms). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
+is predicted once; ResNet-50 (122 nodes) after analysis predicts in ~1.8 ms here (was
+~2.6 ms; its 12 distinct kernels with >= 1 MB of weights take one more pass of the trees,
+~0.15-0.25 ms). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
 roofline, graph features) of examples across refits, as calibration's adaptive phase
 refits often (150 examples, 3-fold refit: 1.15 s -> 0.19 s).
 
