@@ -453,7 +453,8 @@ def _kernel_sum_ms(kernel_model: KernelLatencyRegressor, kernels: Sequence[Kerne
             uniq[key] = [k, 1]
         else:
             entry[1] += 1
-    X = kernel_matrix([v[0] for v in uniq.values()], reuse_ms=guess_ms)
+    # a positive reuse time marks the rows that take one (a zero guess would hide them)
+    X = kernel_matrix([v[0] for v in uniq.values()], reuse_ms=max(guess_ms, 1e-3))
     counts = np.asarray([v[1] for v in uniq.values()], dtype=np.float64)
     us = kernel_model.predict(X) * counts
     total = float(us.sum()) / 1e3

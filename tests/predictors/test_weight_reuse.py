@@ -114,3 +114,16 @@ def test_the_kernel_sum_follows_a_weight_stream_that_slows_with_the_models_laten
     assert np.median(err) < 0.03, np.median(err)
     assert np.mean(err <= 0.1) >= 0.95
     assert np.mean(err) < 0.5 * np.mean(err_blind), (np.mean(err), np.mean(err_blind))
+
+
+def test_a_zero_first_guess_still_iterates_to_the_fixed_point() -> None:
+    from nascost.predictors.learned import _kernel_sum_ms
+
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(list(_examples(0, 80)))
+    assert p.kernel_model_ is not None
+    for e in _examples(1, 5):
+        ks = pseudo_kernels(e.graph)
+        # a zero guess must not hide the weight-heavy kernels (a zero reuse column marks none)
+        zero = _kernel_sum_ms(p.kernel_model_, ks, 0.0)
+        assert zero == _kernel_sum_ms(p.kernel_model_, ks, 1e-3)
+        assert zero == pytest.approx(e.measured_ms, rel=0.1)
