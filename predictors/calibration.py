@@ -117,6 +117,7 @@ def measurement_description(
         settings = getattr(measure_fn, "measurement_settings", None)
     return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
+LEARNED_VARIANT = "learned_kernel_sum"  # what the report's "learned" is (the scaled kernel sum)
 HELDOUT_REPEATS = 2  # measurements of each held-out model; its reference is their median
 HELDOUT_REPEAT_GAP_S = 60.0  # a held-out model is measured again at least this long after
 
@@ -146,7 +147,7 @@ class CalibrationReport:
     # share of held-out measurements inside the learned predictor's [latency_ms_low, latency_ms_high],
     # its scale fitted on the other half of the held-out models
     interval_coverage: dict[str, float] = field(default_factory=dict)
-    selected_predictor: str = "learned_kernel_sum"  # what "learned" is
+    selected_predictor: str = LEARNED_VARIANT  # what "learned" is
     # measurements behind each held-out reference latency: how many pairs had 1, 2, ...
     heldout_measurements: dict[int, int] = field(default_factory=dict)
     # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
@@ -285,27 +286,22 @@ def _interval_coverage(
 ) -> dict[str, float]:
     """Scale ``learned``'s interval to hold 90 % of ``test``; return the coverage cross-fitted
     (each half of the held-out models counted at the scale fitted on the other half; halves
-    alternate whole rounds of the held-out families, so both hold every family)."""
+    alternate whole rounds of the held-out families, so both hold every family). With one
+    half only, the coverage is in-sample."""
+    needs = learned.interval_needs(test)  # one prediction per model: the scales follow from these
     rounds = len(HELDOUT_FAMILIES)
-    half = [(i - 1) // rounds % 2 for i in held_model]
-    inside = [False] * len(test)
-    if len(set(half)) == 2:
+    half = np.asarray([(i - 1) // rounds % 2 for i in held_model])
+    learned.interval_scale_ = learned.interval_scale_for(needs)  # the artifact's: every held-out model
+    inside = needs <= learned.interval_scale_
+    if len(set(half.tolist())) == 2:
         for h in (0, 1):
-            learned.calibrate_interval([e for e, g in zip(test, half, strict=True) if g != h], coverage=0.9)
-            idx = [j for j, g in enumerate(half) if g == h]
-            ests = learned.predict_many([(test[j].graph, test[j].analysis, test[j].batch_size) for j in idx])
-            for j, est in zip(idx, ests, strict=True):
-                inside[j] = est.latency_ms_low <= test[j].measured_ms <= est.latency_ms_high
-    learned.calibrate_interval(test, coverage=0.9)  # the artifact's interval: every held-out model
-    if len(set(half)) < 2:  # too few models to split: the in-sample coverage
-        ests = learned.predict_many([(e.graph, e.analysis, e.batch_size) for e in test])
-        inside = [est.latency_ms_low <= e.measured_ms <= est.latency_ms_high for est, e in zip(ests, test, strict=True)]
+            inside[half == h] = needs[half == h] <= learned.interval_scale_for(needs[half != h])
     coverage = {"all": float(np.mean(inside))}
     if len(batch_sizes) > 1:
+        sizes = np.asarray([e.batch_size for e in test])
         for b in batch_sizes:
-            sel = [ok for ok, e in zip(inside, test, strict=True) if e.batch_size == b]
-            if sel:
-                coverage[str(b)] = float(np.mean(sel))
+            if (sizes == b).any():
+                coverage[str(b)] = float(np.mean(inside[sizes == b]))
     return coverage
 
 
@@ -558,27 +554,24 @@ def calibrate(
         "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
-    candidates = {"learned_kernel_sum": learned}
-    if variants:
+    if variants:  # for comparison on the same held-out models; "learned" is the first
+        preds[LEARNED_VARIANT] = learned.predict
         for name, kw in (
             ("learned_roofline_prior", {"prior": "roofline"}),
             ("learned_kernel_sum_prior", {"prior": "kernels"}),
             ("learned_no_kernels", {"use_kernels": False}),
             ("learned_no_prior", {"use_kernels": False, "prior": "none"}),
         ):
-            candidates[name] = LatencyPredictor(device, random_state=seed, **kw).fit(train, feature_cache=cache)  # type: ignore[arg-type]
-        for name, cand in candidates.items():
-            preds[name] = cand.predict
-    test = heldout
-    accuracy = _evaluate(preds, test, batch_sizes) if test else {}
+            preds[name] = LatencyPredictor(device, random_state=seed, **kw).fit(train, feature_cache=cache).predict  # type: ignore[arg-type]
+    accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
     if variants and len(train) >= 12:
         accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed, cache=cache)}
-    coverage = _interval_coverage(learned, test, held_model, batch_sizes) if test else {}
+    coverage = _interval_coverage(learned, heldout, held_model, batch_sizes) if heldout else {}
 
     few: dict[str, dict[int, AccuracyReport]] = {}
-    if source_predictor is not None and test:
+    if source_predictor is not None and heldout:
         for group in ["all"] if len(batch_sizes) == 1 else ["all", *map(str, batch_sizes)]:
-            exs = test if group == "all" else [e for e in test if str(e.batch_size) == group]
+            exs = heldout if group == "all" else [e for e in heldout if str(e.batch_size) == group]
             if len(exs) < 2:
                 continue
             y = np.asarray([e.measured_ms for e in exs])
@@ -597,7 +590,7 @@ def calibrate(
         elapsed_s=time.monotonic() - start,
         batch_sizes=batch_sizes,
         n_train=len(train),
-        n_heldout=len(test),
+        n_heldout=len(heldout),
         heldout_measurements=n_measurements,
         n_failed=run.failed,
         accuracy=accuracy,
@@ -617,7 +610,7 @@ def calibrate(
                 "batch_sizes": list(batch_sizes),
                 "heldout_families": list(HELDOUT_FAMILIES),
                 "seed": seed,
-                "selected_variant": "learned_kernel_sum",
+                "selected_variant": LEARNED_VARIANT,
                 "heldout_repeats": heldout_repeats,
                 "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
                 "measurement": measurement,

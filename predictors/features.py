@@ -754,7 +754,7 @@ def kernel_matrix(
     recs: Sequence[KernelRecord],
     nodes: Sequence[NodeResult | None] | None = None,
     *,
-    reuse_ms: Sequence[float] | float = 0.0,
+    reuse_ms: Sequence[float] | np.ndarray | float = 0.0,
     dtype: Any = np.float32,
 ) -> np.ndarray:
     """Features of many kernels at once: a ``(len(recs), len(KERNEL_FEATURES))`` matrix.

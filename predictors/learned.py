@@ -377,17 +377,19 @@ def profile_overhead_us(examples: Sequence[TrainingExample]) -> float:
 
 def kernel_targets(
     examples: Sequence[TrainingExample], overhead_us: float = 0.0
-) -> tuple[list[KernelRecord], np.ndarray]:
-    """Every timed kernel of ``examples`` and its target time (µs).
+) -> tuple[list[KernelRecord], np.ndarray, np.ndarray]:
+    """Every timed kernel of ``examples``, its target time (µs) and its reuse time (ms).
 
     The profiler's cost per kernel (``overhead_us``, see :func:`profile_overhead_us`) is
     removed from each kernel (down to ``PROFILE_FLOOR`` of its time); what remains of an
     example's kernels is scaled by one factor to sum to its measured latency, so the kernel
     model learns each kernel's share of what the user measures and kernel sums stay
-    comparable with it.
+    comparable with it. A kernel's weights are used once per run, so their reuse time
+    (``log_reuse_ms``) is its example's measured latency.
     """
     timed: list[KernelRecord] = []
     ys: list[np.ndarray] = []
+    reuse: list[float] = []
     for e in examples:
         ks, t = _timed(e)
         if not ks:
@@ -395,7 +397,8 @@ def kernel_targets(
         t = _unprofiled(t, overhead_us)
         timed.extend(ks)
         ys.append(t * (1e3 * e.measured_ms / t.sum()))
-    return timed, np.concatenate(ys) if ys else np.zeros(0)
+        reuse.extend([e.measured_ms] * len(ks))
+    return timed, np.concatenate(ys) if ys else np.zeros(0), np.asarray(reuse, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,9 +611,9 @@ class LatencyPredictor:
         # kernel targets only for a kernel model (graph-only refits, e.g. calibration's
         # out-of-fold family errors, skip them)
         self.profile_overhead_us_ = profile_overhead_us(examples) if self.use_kernels else 0.0
-        timed, kernel_y = kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0))
-        # each timed kernel's weights are reused once per run: after the example's latency
-        reuse_ms = [e.measured_ms for e in examples for _ in _timed(e)[0]] if timed else []
+        timed, kernel_y, reuse_ms = (
+            kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0), np.zeros(0))
+        )
         self.kernel_model_ = None
         if len(timed) >= 20:
             spec = self.device.spec
@@ -676,6 +679,24 @@ class LatencyPredictor:
             )
         return out
 
+    def interval_needs(self, examples: Sequence[TrainingExample]) -> np.ndarray:
+        """The interval scale each example needs to fall inside ``[latency_ms_low, latency_ms_high]``:
+        its log error over the unscaled interval's log half-width on its side. It is inside
+        at scale ``k`` when its need is at most ``k``."""
+        _check_fitted(self, "graph_model_")
+        k = getattr(self, "interval_scale_", 1.0)
+        need = []
+        for e, est in zip(examples, self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples]), strict=True):
+            m, y = est.latency_ms, e.measured_ms
+            width = math.log(m / est.latency_ms_low) if y < m else math.log(est.latency_ms_high / m)
+            need.append(abs(math.log(y / m)) / max(width / k, 1e-3))
+        return np.asarray(need, dtype=np.float64)
+
+    @staticmethod
+    def interval_scale_for(needs: np.ndarray, coverage: float = 0.9) -> float:
+        """The scale holding ``coverage`` of the examples behind ``needs`` (clipped to [0.25, 20])."""
+        return float(min(max(np.quantile(needs, coverage), 0.25), 20.0))
+
     def calibrate_interval(self, examples: Sequence[TrainingExample], coverage: float = 0.9) -> float:
         """Widen or narrow the quantile interval so it holds ``coverage`` of ``examples``.
 
@@ -683,16 +704,9 @@ class LatencyPredictor:
         returns ``interval_scale_`` (the factor on the interval's log-width).
         """
         _check_fitted(self, "graph_model_")
-        if not examples:
-            return float(getattr(self, "interval_scale_", 1.0))
-        self.interval_scale_ = 1.0
-        need = []
-        for e, est in zip(examples, self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples]), strict=True):
-            m, y = est.latency_ms, e.measured_ms
-            width = math.log(m / est.latency_ms_low) if y < m else math.log(est.latency_ms_high / m)
-            need.append(abs(math.log(y / m)) / max(width, 1e-3))
-        self.interval_scale_ = float(min(max(np.quantile(need, coverage), 0.25), 20.0))
-        return self.interval_scale_
+        if examples:
+            self.interval_scale_ = self.interval_scale_for(self.interval_needs(examples), coverage)
+        return float(getattr(self, "interval_scale_", 1.0))
 
     def predict_graph(self, graph: Graph, analysis: Analysis, batch_size: int = 1) -> LatencyEstimate:
         return self.predict_many([(graph, analysis, batch_size)])[0]

@@ -175,8 +175,8 @@ def _timed_examples(n: int, profile_factor: float = 1.0) -> list[TrainingExample
 
 def test_kernel_targets_sum_to_the_measured_latency() -> None:
     exs = _timed_examples(6, profile_factor=1.7)  # the profiler's own cost inflates every kernel
-    timed, y = kernel_targets(exs)
-    assert len(timed) == len(y) == sum(len(e.kernels) for e in exs)
+    timed, y, reuse = kernel_targets(exs)
+    assert len(timed) == len(y) == len(reuse) == sum(len(e.kernels) for e in exs)
     i = 0
     for e in exs:
         n = len(e.kernels)
@@ -184,6 +184,7 @@ def test_kernel_targets_sum_to_the_measured_latency() -> None:
         # shares within the example are the profile's
         prof = np.array([k.latency_us for k in e.kernels])
         np.testing.assert_allclose(y[i : i + n] / y[i : i + n].sum(), prof / prof.sum(), rtol=1e-9)
+        assert np.all(reuse[i : i + n] == e.measured_ms)  # weights wait one run between uses
         i += n
 
 
@@ -199,7 +200,7 @@ def test_the_profilers_cost_per_kernel_is_estimated_and_removed_from_the_targets
     assert max(ratios) / min(ratios) > 1.2  # a proportional scale could not undo it
     assert profile_overhead_us(exs) == 2.5
     assert profile_overhead_us(_timed_examples(20, profile_factor=1.7)) == 0.0  # a pure factor is no fixed cost
-    _, y = kernel_targets(exs, 2.5)
+    _, y, _ = kernel_targets(exs, 2.5)
     own = np.concatenate([np.array([k.latency_us for k in e.kernels]) - 2.5 for e in exs])  # type: ignore[operator]
     np.testing.assert_allclose(y, own, rtol=1e-9)  # each kernel's own time: the sums already match
     p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs)
