@@ -253,6 +253,75 @@ def test_held_out_models_are_measured_again_later_and_referenced_by_their_median
         calibrate(DEV, budget_s=1, measure_fn=recorded, heldout_repeats=0)
 
 
+def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
+    calls: list[list[Any]] = []  # [model digest, batch, latency, phase]
+
+    def disturbed(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        time.sleep(0.004)
+        digest = hashlib.sha256(model_bytes).hexdigest()
+        nth = sum(1 for c in calls if c[0] == digest and c[1] == batch)
+        base = 1.0 + len(model_bytes) / 1e6
+        # half of the models are slowed by 30 % on their second measurement, the rest by 1 %
+        slowed = 1.3 if int(digest, 16) % 2 == 0 else 1.01
+        y = base * (slowed if nth == 1 else 1.0)
+        calls.append([digest, batch, y, None])
+        return y, [], None
+
+    def tag(p: CalibrationProgress) -> None:
+        if p.phase != "fit":
+            calls[-1][3] = p.phase
+
+    rep = calibrate(
+        DEV,
+        budget_s=5.0,
+        measure_fn=disturbed,
+        batch_sizes=(1, 2),
+        max_macs_per_example=4e6,
+        variants=False,
+        heldout_fraction=0.5,
+        heldout_repeats=2,
+        heldout_max_repeats=3,
+        heldout_agreement=0.05,
+        heldout_repeat_gap_s=0.3,
+        progress=tag,
+    )
+    by_pair: dict[tuple[str, int], list[float]] = {}
+    for digest, batch, y, phase in calls:
+        if phase == "heldout":
+            by_pair.setdefault((digest, batch), []).append(y)
+    agreeing = [ys for (d, _), ys in by_pair.items() if int(d, 16) % 2 == 1]
+    slowed = [ys for (d, _), ys in by_pair.items() if int(d, 16) % 2 == 0 and len(ys) >= 2]
+    assert agreeing and slowed
+    assert max(len(ys) for ys in agreeing) == 2  # a pair within 5 % is done
+    assert max(len(ys) for ys in slowed) == 3  # never more than three
+    # every slowed pair gets its third (ones drawn in the budget's last stretch may not)
+    assert sum(len(ys) == 3 for ys in slowed) >= 0.6 * len(slowed), [len(ys) for ys in slowed]
+    counts = rep.heldout_measurements
+    assert sum(k * v for k, v in counts.items()) == sum(len(ys) for ys in by_pair.values())
+    assert counts.get(3, 0) == sum(len(ys) == 3 for ys in slowed)
+    with pytest.raises(InvalidRequestError):
+        calibrate(DEV, budget_s=1, measure_fn=disturbed, heldout_agreement=-0.1)
+
+
+def test_a_held_out_pair_is_due_again_only_while_it_disagrees() -> None:
+    from nascost.predictors.calibration import _HeldOut
+    from nascost.predictors.learned import TrainingExample
+    from nascost.predictors.sampler import build
+
+    s = build("vit_like", 0, max_macs_per_example=4e6)
+    g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1}))
+    e = TrainingExample(g, analyze(g), 1, 10.0, (), "vit_like")
+
+    def due(ys: list[float], batch: int = 1) -> bool:
+        return _HeldOut(s, 1, first={1: e}, latencies={1: ys}).due(batch, 2, 3, 0.05)
+
+    assert due([10.0])  # fewer than the repeats
+    assert not due([10.0, 10.4]) and not due([10.4, 10.0])  # within 5 %
+    assert due([10.0, 10.6]) and due([10.6, 10.0])
+    assert not due([10.0, 13.0, 10.2])  # three at most
+    assert not due([10.0], batch=8)  # a batch size whose first measurement failed is no reference
+
+
 def test_a_held_out_reference_is_the_median_of_its_measurements() -> None:
     from nascost.predictors.calibration import _HeldOut
     from nascost.predictors.learned import TrainingExample
