@@ -85,6 +85,24 @@ def test_narrow_blocked_convs_are_padded_and_reordered_like_onnxruntime() -> Non
     assert _convs(real)[0][1][0] == 16  # the padding is onnxruntime's, not ours
 
 
+def test_a_blocked_tensor_transposed_to_nhwc_is_one_channels_last_reorder() -> None:
+    # ConvNeXt's block: depthwise conv -> Transpose to NHWC -> LayerNorm ..., and back
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 32, 4, 32, stride=4, pad=0)
+        y, _ = b.conv(x, 32, 32, 7, hw, groups=32)
+        y = b.op("Transpose", [y], perm=[0, 2, 3, 1])
+        y = b.layer_norm(y, 32)
+        y = b.op("Transpose", [y], perm=[0, 3, 1, 2])
+        return b.op("GlobalAveragePool", [b.op("Add", [x, y])])
+
+    real, pseudo = _both(build, (3, 32, 32))
+    assert _ops(pseudo) == _ops(real)
+    assert _ops(real)[("Transpose", False)] == 1  # back to NCHW only
+    nhwc = [r.output_shapes for r in real if r.op_type == "ReorderOutput" and r.output_shapes[0][-1] == 32]
+    assert nhwc == [r.output_shapes for r in pseudo if r.op_type == "ReorderOutput" and r.output_shapes[0][-1] == 32]
+    assert nhwc == [((1, 8, 8, 32),)]
+
+
 def test_profiled_matmul_without_its_weight_has_the_full_kernels_features() -> None:
     # onnxruntime's profile leaves out pre-packed constant weights of MatMul
     def build(b: _Builder) -> str:
