@@ -335,6 +335,7 @@ FEW_SHOT_LINE_MARGIN = 0.2  # the line must beat the scale by this share of its 
 
 
 PROFILE_FLOOR = 0.1  # a profiled kernel keeps at least this share of its time when the profiler's cost is removed
+UNCOVERABLE_NEED = 1e9  # interval_needs of an example no scale of its interval holds
 PROFILE_OVERHEAD_GRID_US = tuple(0.25 * i for i in range(33))  # candidate profiler costs per kernel: 0-8 µs
 
 
@@ -689,7 +690,10 @@ class LatencyPredictor:
         for e, est in zip(examples, self.predict_many([(x.graph, x.analysis, x.batch_size) for x in examples]), strict=True):
             m, y = est.latency_ms, e.measured_ms
             width = math.log(m / est.latency_ms_low) if y < m else math.log(est.latency_ms_high / m)
-            need.append(abs(math.log(y / m)) / max(width / k, 1e-3))
+            err = abs(math.log(y / m))
+            # an interval closed on this side (the quantile model put its bound past the
+            # point) holds the example at no scale, however small its error
+            need.append(err / (width / k) if width > 0 else (0.0 if err == 0 else UNCOVERABLE_NEED))
         return np.asarray(need, dtype=np.float64)
 
     @staticmethod

@@ -378,11 +378,12 @@ def test_interval_coverage_is_counted_out_of_sample() -> None:
     # one half of the held-out models 30x noisier than the other: each half's interval,
     # scaled on the other half, is far too wide for the quiet half and far too narrow for
     # the noisy one; in-sample the scale would hold 90 % whatever the halves
+    # the references are the predictor's own point predictions times that noise, so what
+    # separates the halves is the noise alone, not how well the model fits each (examples
+    # drawn from the sampler change with it)
     test = [
-        TrainingExample(
-            e.graph, e.analysis, e.batch_size, e.measured_ms * float(rng.lognormal(0, 0.01 if h == 0 else 0.3)), (), e.family
-        )
-        for e, h in zip(base[80:], half, strict=True)
+        TrainingExample(e.graph, e.analysis, e.batch_size, m * float(rng.lognormal(0, 0.01 if h == 0 else 0.3)), (), e.family)
+        for e, h, m in zip(base[80:], half, p.predict(base[80:]), strict=True)
     ]
     cov = _interval_coverage(p, test, held_model, (1, 4))
     assert set(cov) == {"all", "1", "4"}
