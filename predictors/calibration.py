@@ -245,9 +245,10 @@ class _HeldOut:
 
     def due(self, batch: int, repeats: int, max_repeats: int, agreement: float) -> bool:
         """Whether ``batch`` wants another measurement: fewer than ``repeats``, or fewer than
-        ``max_repeats`` that disagree (the slowest more than ``agreement`` above the fastest)."""
+        ``max_repeats`` that disagree (the slowest more than ``agreement`` above the fastest).
+        A model is measured at most ``max(repeats, max_repeats)`` times, failed repeats included."""
         ys = self.latencies.get(batch, [])
-        if batch not in self.first or len(ys) >= max(repeats, max_repeats):
+        if batch not in self.first or max(len(ys), self.times_measured) >= max(repeats, max_repeats):
             return False
         return len(ys) < repeats or max(ys) > (1.0 + agreement) * min(ys)
 
@@ -459,10 +460,8 @@ def calibrate(
     if not (heldout_agreement >= 0 and math.isfinite(heldout_agreement)):
         raise InvalidRequestError(f"heldout_agreement must be >= 0, got {heldout_agreement}")
 
-    most = max(heldout_repeats, heldout_max_repeats)
-
-    def due(h: _HeldOut, b: int) -> bool:  # (a failed repeat counts: a model is measured at most `most` times)
-        return h.times_measured < most and h.due(b, heldout_repeats, heldout_max_repeats, heldout_agreement)
+    def due(h: _HeldOut, b: int) -> bool:
+        return h.due(b, heldout_repeats, heldout_max_repeats, heldout_agreement)
 
     batch_sizes = tuple(int(b) for b in batch_sizes)
     start = time.monotonic()

@@ -373,7 +373,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             continue
         in_shapes = tuple(_dims(t) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))
         out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
-        if _to_channels_last(n) and _effective_producer(ins[0].name, conv_of, producer_of) in nchwc and ins[0].known:
+        if len(ins) == 1 and _to_channels_last(n) and ins[0].known and _effective_producer(ins[0].name, conv_of, producer_of) in nchwc:
             # a blocked tensor transposed to NHWC: one ReorderOutput writes it channels-last
             recs.append(KernelRecord(n.name, "ReorderOutput", (_pad_channels(_dims(ins[0])),), out_shapes))
             continue
@@ -444,7 +444,7 @@ def _to_channels_last(node: Any) -> bool:
     NCHWc transformer replaces one that reads a blocked tensor by a channels-last
     ReorderOutput (ConvNeXt's Conv -> Transpose -> LayerNorm runs one kernel where the
     graph has two)."""
-    return node.op_type == "Transpose" and len(node.inputs) == 1 and node.attrs.get_ints("perm") == (0, 2, 3, 1)
+    return node.op_type == "Transpose" and node.attrs.get_ints("perm") == (0, 2, 3, 1)
 
 
 def _pad_channels(shape: tuple[int, ...], axis: int = 1) -> tuple[int, ...]:

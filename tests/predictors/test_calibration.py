@@ -4,6 +4,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from ortprofile import ort_measure
 
 from nascost.predictors.analysis import analyze
-from nascost.predictors.calibration import CalibrationProgress, calibrate
+from nascost.predictors.calibration import CalibrationProgress, CalibrationReport, calibrate
 from nascost.predictors.devices import Device, DeviceSpec
 from nascost.predictors.errors import InvalidModelError, InvalidRequestError
 from nascost.predictors.graph import ShapeRequest, load_graph
@@ -211,84 +212,74 @@ def test_held_out_models_are_interleaved_with_training_ones_in_time() -> None:
     assert max(held) > min(trained)
 
 
-def test_held_out_models_are_measured_again_later_and_referenced_by_their_median() -> None:
-    calls: list[list[Any]] = []  # [model digest, batch, time, phase]
+def _calibrate_recorded(
+    latency: Callable[[int, str, int], float], **kw: Any
+) -> tuple[CalibrationReport, dict[tuple[str, int], list[tuple[float, float]]]]:
+    """A 5 s calibration (batch 1 and 2, half of the time held out) on a made-up device whose
+    latency is ``latency(model size, model digest, measurements of it so far)``; returns the
+    report and every held-out (model digest, batch)'s measurements as (time, latency)."""
+    calls: list[list[Any]] = []  # [model digest, batch, time, latency, phase]
 
-    def recorded(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
-        time.sleep(0.004)
-        calls.append([hashlib.sha256(model_bytes).hexdigest(), batch, time.monotonic(), None])
-        return 1.0 + len(model_bytes) / 1e6, [], None
-
-    def tag(p: CalibrationProgress) -> None:
-        if p.phase != "fit":
-            calls[-1][3] = p.phase
-
-    gap = 0.4
-    rep = calibrate(
-        DEV,
-        budget_s=5.0,
-        measure_fn=recorded,
-        batch_sizes=(1, 2),
-        max_macs_per_example=4e6,
-        variants=False,
-        heldout_fraction=0.5,
-        heldout_repeats=3,
-        heldout_repeat_gap_s=gap,
-        progress=tag,
-    )
-    held = [c for c in calls if c[3] == "heldout"]
-    counts = rep.heldout_measurements
-    assert sum(counts.values()) == rep.n_heldout  # every (model, batch) pair has one reference
-    assert sum(k * v for k, v in counts.items()) == len(held)  # made of every held-out measurement
-    # models drawn near the end of the budget may miss their repeats; most get them all
-    assert set(counts) <= {1, 2, 3} and counts.get(3, 0) >= rep.n_heldout / 3, counts
-    # repeats wait for the gap (sooner only in the budget's last stretch)
-    by_pair: dict[tuple[str, int], list[float]] = {}
-    for digest, batch, t, _ in held:
-        by_pair.setdefault((digest, batch), []).append(t)
-    gaps = [b - a for ts in by_pair.values() for a, b in itertools.pairwise(ts)]
-    assert gaps and sorted(gaps)[len(gaps) // 2] >= gap
-    assert "median of each model's measurements at different times" in rep.table()
-    with pytest.raises(InvalidRequestError):
-        calibrate(DEV, budget_s=1, measure_fn=recorded, heldout_repeats=0)
-
-
-def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
-    calls: list[list[Any]] = []  # [model digest, batch, latency, phase]
-
-    def disturbed(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+    def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
         time.sleep(0.004)
         digest = hashlib.sha256(model_bytes).hexdigest()
-        nth = sum(1 for c in calls if c[0] == digest and c[1] == batch)
-        base = 1.0 + len(model_bytes) / 1e6
-        # half of the models are slowed by 30 % on their second measurement, the rest by 1 %
-        slowed = 1.3 if int(digest, 16) % 2 == 0 else 1.01
-        y = base * (slowed if nth == 1 else 1.0)
-        calls.append([digest, batch, y, None])
+        y = latency(len(model_bytes), digest, sum(1 for c in calls if c[0] == digest and c[1] == batch))
+        calls.append([digest, batch, time.monotonic(), y, None])
         return y, [], None
 
     def tag(p: CalibrationProgress) -> None:
         if p.phase != "fit":
-            calls[-1][3] = p.phase
+            calls[-1][4] = p.phase
 
     rep = calibrate(
         DEV,
         budget_s=5.0,
-        measure_fn=disturbed,
+        measure_fn=measure,
         batch_sizes=(1, 2),
         max_macs_per_example=4e6,
         variants=False,
         heldout_fraction=0.5,
-        heldout_repeats=2,
-        heldout_max_repeats=3,
-        heldout_agreement=0.05,
-        heldout_repeat_gap_s=0.3,
         progress=tag,
+        **kw,
     )
-    by_pair: dict[tuple[str, int], list[float]] = {}
-    for digest, batch, y, phase in calls:
+    held: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for digest, batch, t, y, phase in calls:
         if phase == "heldout":
-            by_pair.setdefault((digest, batch), []).append(y)
+            held.setdefault((digest, batch), []).append((t, y))
+    return rep, held
+
+
+def _steady(size: int, digest: str, nth: int) -> float:
+    return 1.0 + size / 1e6
+
+
+def test_held_out_models_are_measured_again_later_and_referenced_by_their_median() -> None:
+    gap = 0.4
+    rep, by_pair = _calibrate_recorded(_steady, heldout_repeats=3, heldout_repeat_gap_s=gap)
+    counts = rep.heldout_measurements
+    assert sum(counts.values()) == rep.n_heldout  # every (model, batch) pair has one reference
+    # made of every held-out measurement
+    assert sum(k * v for k, v in counts.items()) == sum(len(ms) for ms in by_pair.values())
+    # models drawn near the end of the budget may miss their repeats; most get them all
+    assert set(counts) <= {1, 2, 3} and counts.get(3, 0) >= rep.n_heldout / 3, counts
+    # repeats wait for the gap (sooner only in the budget's last stretch)
+    gaps = [b[0] - a[0] for ms in by_pair.values() for a, b in itertools.pairwise(ms)]
+    assert gaps and sorted(gaps)[len(gaps) // 2] >= gap
+    assert "median of each model's measurements at different times" in rep.table()
+    with pytest.raises(InvalidRequestError):
+        calibrate(DEV, budget_s=1, measure_fn=lambda b, n: (1.0, [], None), heldout_repeats=0)
+
+
+def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
+    def disturbed(size: int, digest: str, nth: int) -> float:
+        # half of the models are slowed by 30 % on their second measurement, the rest by 1 %
+        slowed = 1.3 if int(digest, 16) % 2 == 0 else 1.01
+        return (1.0 + size / 1e6) * (slowed if nth == 1 else 1.0)
+
+    rep, held = _calibrate_recorded(
+        disturbed, heldout_repeats=2, heldout_max_repeats=3, heldout_agreement=0.05, heldout_repeat_gap_s=0.3
+    )
+    by_pair = {k: [y for _, y in ms] for k, ms in held.items()}
     agreeing = [ys for (d, _), ys in by_pair.items() if int(d, 16) % 2 == 1]
     slowed = [ys for (d, _), ys in by_pair.items() if int(d, 16) % 2 == 0 and len(ys) >= 2]
     assert agreeing and slowed
@@ -300,7 +291,7 @@ def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
     assert sum(k * v for k, v in counts.items()) == sum(len(ys) for ys in by_pair.values())
     assert counts.get(3, 0) == sum(len(ys) == 3 for ys in slowed)
     with pytest.raises(InvalidRequestError):
-        calibrate(DEV, budget_s=1, measure_fn=disturbed, heldout_agreement=-0.1)
+        calibrate(DEV, budget_s=1, measure_fn=lambda b, n: (1.0, [], None), heldout_agreement=-0.1)
 
 
 def test_a_held_out_pair_is_due_again_only_while_it_disagrees() -> None:
@@ -312,14 +303,16 @@ def test_a_held_out_pair_is_due_again_only_while_it_disagrees() -> None:
     g = load_graph(s.model, ShapeRequest(dim_values={BATCH_DIM: 1}))
     e = TrainingExample(g, analyze(g), 1, 10.0, (), "vit_like")
 
-    def due(ys: list[float], batch: int = 1) -> bool:
-        return _HeldOut(s, 1, first={1: e}, latencies={1: ys}).due(batch, 2, 3, 0.05)
+    def due(ys: list[float], batch: int = 1, times: int | None = None) -> bool:
+        h = _HeldOut(s, 1, first={1: e}, latencies={1: ys}, times_measured=len(ys) if times is None else times)
+        return h.due(batch, 2, 3, 0.05)
 
     assert due([10.0])  # fewer than the repeats
     assert not due([10.0, 10.4]) and not due([10.4, 10.0])  # within 5 %
     assert due([10.0, 10.6]) and due([10.6, 10.0])
     assert not due([10.0, 13.0, 10.2])  # three at most
     assert not due([10.0], batch=8)  # a batch size whose first measurement failed is no reference
+    assert not due([10.0, 10.6], times=3)  # a failed third measurement counts: no fourth turn
 
 
 def test_a_held_out_reference_is_the_median_of_its_measurements() -> None:
