@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from nascost.predictors.analysis import analyze
-    from nascost.predictors.graph import load_graph_bytes
+    from nascost.predictors.graph import load_graph_bytes, strip_weights
 
     torch.manual_seed(0)
     x = torch.randn(1, 3, 224, 224)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in nets:
         full = models.export(make(), x)
         graphs[f"{name} full"] = full
-        graphs[f"{name} stripped"] = models.strip_weights(full)
+        graphs[f"{name} stripped"] = strip_weights(full)
 
     def nascost_run(data: bytes) -> Callable[[], object]:
         return lambda: analyze(load_graph_bytes(data))

@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from nascost.predictors.analysis import analyze
+from nascost.predictors.calibration_data import DATA_FILE, CalibrationData, Examples
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError, NascostError
 from nascost.predictors.features import KernelRecord, kernels_from_profile, with_activations
@@ -466,6 +467,7 @@ def calibrate(
     batch_sizes = tuple(int(b) for b in batch_sizes)
     start = time.monotonic()
     run = _Runner(measure_fn, start + budget_s, progress, budget_s, start)
+    data = CalibrationData(batch_sizes=batch_sizes, seed=seed)  # kept beside the predictor
 
     # the held-out families' sampler (a seed of its own: never the training stream)
     held_models: list[_HeldOut] = []
@@ -544,6 +546,7 @@ def calibrate(
                     continue  # failed the first time (not a reference), or measured enough
                 m = run.measure(h.sample, b, "heldout")
                 if m is not None:
+                    data.add(h.sample, m.example, "heldout", h.index)
                     h.first.setdefault(b, m.example)
                     h.latencies.setdefault(b, []).append(m.example.measured_ms)
             h.times_measured += 1
@@ -563,6 +566,7 @@ def calibrate(
         for b in batch_sizes:
             m = run.measure(sample, b, phase)
             if m is not None:
+                data.add(sample, m.example, phase)
                 train.append(m.example)
         train_spent += time.monotonic() - t0
 
@@ -574,12 +578,132 @@ def calibrate(
             heldout.append(e)
             held_model.append(h.index)
             n_measurements[n] = n_measurements.get(n, 0) + 1
+    metadata = {
+        "batch_sizes": list(batch_sizes),
+        "heldout_families": list(HELDOUT_FAMILIES),
+        "seed": seed,
+        "selected_variant": LEARNED_VARIANT,
+        "heldout_repeats": heldout_repeats,
+        "heldout_max_repeats": heldout_max_repeats,
+        "heldout_agreement": heldout_agreement,
+        "measurement": measurement,
+        "sampler": {
+            "max_macs_per_example": max_macs_per_example,
+            "min_macs_per_example": min_macs,
+            "large_share": large_share,
+            "resnet50_reference": RESNET50_CONFIG if max_macs_per_example >= RESNET50_MACS else None,
+        },
+    }
+    return _fit_and_report(
+        device,
+        Examples(train, heldout, held_model, n_measurements),
+        batch_sizes=batch_sizes,
+        seed=seed,
+        variants=variants,
+        source_predictor=source_predictor,
+        progress=progress,
+        n_measured=run.n,
+        n_failed=run.failed,
+        cache=cache,
+        budget_s=budget_s,
+        start=start,
+        data_dir=data_dir,
+        metadata=metadata,
+        data=data,
+    )
 
+
+def refit(
+    device: Device,
+    data: CalibrationData,
+    *,
+    seed: int | None = None,
+    variants: bool = True,
+    source_predictor: LatencyPredictor | None = None,
+    data_dir: Path | str | None = None,
+    source_metadata: Mapping[str, Any] | None = None,
+) -> CalibrationReport:
+    """Fit and evaluate ``device``'s predictor again on a calibration's stored measurements.
+
+    The same training examples and held-out references as the calibration that took them
+    (see :mod:`nascost.predictors.calibration_data`), fitted by this version of the code:
+    with the calibration's seed the report reproduces its figures, unless the code changed.
+
+    Args:
+        seed: the boosters' seed (default: the calibration's).
+        data_dir: when given, the refitted predictor is saved there as a new version, with
+            the data beside it.
+        source_metadata: the calibrated artifact's metadata; how it measured and sampled
+            is carried over, and ``refit_of`` names its version.
+    """
+    start = time.monotonic()
+    seed = data.seed if seed is None else int(seed)
+    src = dict(source_metadata or {})
+    metadata = {k: src[k] for k in _CARRIED_METADATA if k in src}
+    metadata.update(
+        {
+            "batch_sizes": list(data.batch_sizes),
+            "seed": seed,
+            "selected_variant": LEARNED_VARIANT,
+            "refit_of": src.get("version"),
+        }
+    )
+    return _fit_and_report(
+        device,
+        data.examples(),
+        batch_sizes=data.batch_sizes,
+        seed=seed,
+        variants=variants,
+        source_predictor=source_predictor,
+        progress=None,
+        n_measured=len(data.measurements),
+        n_failed=0,
+        cache=FeatureCache(),
+        budget_s=0.0,
+        start=start,
+        data_dir=data_dir,
+        metadata=metadata,
+        data=data,
+    )
+
+
+# what a refit keeps of the calibrated artifact's metadata
+_CARRIED_METADATA = (
+    "heldout_families",
+    "heldout_repeats",
+    "heldout_max_repeats",
+    "heldout_agreement",
+    "measurement",
+    "sampler",
+)
+
+
+def _fit_and_report(
+    device: Device,
+    ex: Examples,
+    *,
+    batch_sizes: tuple[int, ...],
+    seed: int,
+    variants: bool,
+    source_predictor: LatencyPredictor | None,
+    progress: Callable[[CalibrationProgress], None] | None,
+    n_measured: int,
+    n_failed: int,
+    cache: FeatureCache,
+    budget_s: float,
+    start: float,
+    data_dir: Path | str | None,
+    metadata: Mapping[str, Any],
+    data: CalibrationData,
+) -> CalibrationReport:
+    """Step 4 of a calibration (and all of a refit): fit on ``ex.train``, evaluate on
+    ``ex.heldout``, save the predictor with ``data`` beside it when ``data_dir`` is given."""
+    train, heldout, held_model, n_measurements = ex.train, ex.heldout, ex.heldout_model, ex.heldout_measurements
     # 4. fit + evaluate
     if len(train) < 2:
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
     if progress is not None:
-        progress(CalibrationProgress("fit", 1.0, run.n, f"fitting on {len(train)} measurements"))
+        progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(train)} measurements"))
     learned = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
     flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
     preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {
@@ -625,12 +749,12 @@ def calibrate(
         n_train=len(train),
         n_heldout=len(heldout),
         heldout_measurements=n_measurements,
-        n_failed=run.failed,
+        n_failed=n_failed,
         accuracy=accuracy,
         few_shot=few,
         train_families=fam_counts,
         interval_coverage=coverage,
-        measurement=measurement,
+        measurement=dict(metadata.get("measurement", {})),
         predictor=learned,
     )
     if data_dir is not None:
@@ -640,22 +764,11 @@ def calibrate(
             data_dir,
             heldout_metrics=summary,
             extra={
-                "batch_sizes": list(batch_sizes),
-                "heldout_families": list(HELDOUT_FAMILIES),
-                "seed": seed,
-                "selected_variant": LEARNED_VARIANT,
-                "heldout_repeats": heldout_repeats,
-                "heldout_max_repeats": heldout_max_repeats,
-                "heldout_agreement": heldout_agreement,
+                **dict(metadata),
                 "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
-                "measurement": measurement,
-                "sampler": {
-                    "max_macs_per_example": max_macs_per_example,
-                    "min_macs_per_example": min_macs,
-                    "large_share": large_share,
-                    "resnet50_reference": RESNET50_CONFIG if max_macs_per_example >= RESNET50_MACS else None,
-                },
+                "calibration_data": DATA_FILE,
             },
+            files={DATA_FILE: data.to_bytes()},
         )
     report.elapsed_s = time.monotonic() - start
     return report

@@ -1341,6 +1341,31 @@ def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequenc
     )
 
 
+STRIP_KEEP_ELEMENTS = 64  # shapes, axes, scalars: what shape inference and folding read
+
+
+def strip_weights(data: bytes) -> bytes:
+    """The same model with its weights' payloads removed; dims and dtypes stay. Kept: small
+    initializers (at most :data:`STRIP_KEEP_ELEMENTS` elements: shapes, axes, scalars),
+    all-zero ones (a zero bias is not counted as parameters), ones whose values another
+    initializer repeats (tied weights are counted once) and constants inside nodes. Its
+    graph analyses as the full model's does (``tests/predictors/test_calibration_data.py``)
+    at a fraction of the size: what a calibration keeps of each model it measured."""
+    model = parse_model(data)
+    big = [t for t in model.graph.initializer if math.prod(int(d) for d in t.dims) > STRIP_KEEP_ELEMENTS]
+    values = [numpy_helper.to_array(t) for t in big]
+    digests = [hashlib.sha256(v.tobytes()).digest() + str(v.dtype).encode() for v in values]
+    seen: dict[bytes, int] = {}
+    for d in digests:
+        seen[d] = seen.get(d, 0) + 1
+    for t, v, d in zip(big, values, digests, strict=True):
+        if seen[d] > 1 or not np.any(v):
+            continue
+        for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+            t.ClearField(f)
+    return model.SerializeToString()
+
+
 def load_graph(model: onnx.ModelProto, shapes: ShapeRequest | None = None) -> Graph:
     """``ModelProto`` -> shape-resolved :class:`Graph` at the request's input shapes."""
     return _load(model, shapes, None)

@@ -839,10 +839,12 @@ def save_predictor(
     heldout_metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     version: str | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``predictor`` as a new version directory; returns its path.
 
-    The directory appears atomically (written beside it, then renamed).
+    The directory appears atomically (written beside it, then renamed), with ``files``
+    (name -> bytes, e.g. the calibration's measurements) in it.
     """
     _check_fitted(predictor, "graph_model_")
     assert predictor.graph_model_ is not None
@@ -854,12 +856,12 @@ def save_predictor(
         raise InvalidRequestError(f"artifact version {version!r} already exists for {predictor.device.id!r}")
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        files = {"graph": "graph.ubj", "graph_quantiles": "graph_quantiles.ubj"}
-        predictor.graph_model_.booster_.save_model(str(tmp / files["graph"]))
-        predictor.graph_model_.quantile_booster_.save_model(str(tmp / files["graph_quantiles"]))
+        boosters = {"graph": "graph.ubj", "graph_quantiles": "graph_quantiles.ubj"}
+        predictor.graph_model_.booster_.save_model(str(tmp / boosters["graph"]))
+        predictor.graph_model_.quantile_booster_.save_model(str(tmp / boosters["graph_quantiles"]))
         if predictor.kernel_model_ is not None:
-            files["kernel"] = "kernel.ubj"
-            predictor.kernel_model_.booster_.save_model(str(tmp / files["kernel"]))
+            boosters["kernel"] = "kernel.ubj"
+            predictor.kernel_model_.booster_.save_model(str(tmp / boosters["kernel"]))
         meta = {
             "artifact_version": ARTIFACT_VERSION,
             "version": version,
@@ -867,7 +869,7 @@ def save_predictor(
             "device": predictor.device.to_dict(),
             "device_fingerprint": dict(predictor.device.fingerprint),
             "library_versions": _library_versions(),
-            "files": files,
+            "files": boosters,
             "units": {
                 "target": "latency_ms",
                 "kernel_target": (
@@ -895,6 +897,10 @@ def save_predictor(
             **dict(extra or {}),
         }
         (tmp / _METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
+        for name, payload in (files or {}).items():
+            if not name or name != Path(name).name or name.startswith(".") or name == _METADATA or name in boosters.values():
+                raise InvalidRequestError(f"artifact file name {name!r} is not allowed")
+            (tmp / name).write_bytes(payload)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

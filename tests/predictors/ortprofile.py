@@ -12,6 +12,18 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from nascost.predictors.devices import Device, DeviceSpec
+
+# the device ort_measure measures, as the calibration tests describe it
+CPU_1T = Device(
+    "cpu-1t",
+    "this cpu, 1 thread",
+    "local",
+    DeviceSpec({"float32": 1e11}, 2e10, per_op_overhead_s=2e-6),
+    measurable=True,
+    intra_op_threads=1,
+)
+
 
 def ort_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
     """A direct onnxruntime loop: 1 intra-op thread, median of 7 runs, one profiled run."""

@@ -10,24 +10,17 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from ortprofile import ort_measure
+from ortprofile import CPU_1T, ort_measure
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.calibration import CalibrationProgress, CalibrationReport, calibrate
-from nascost.predictors.devices import Device, DeviceSpec
+from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidModelError, InvalidRequestError
 from nascost.predictors.graph import ShapeRequest, load_graph
 from nascost.predictors.learned import latest_artifact, load_predictor
 from nascost.predictors.sampler import BATCH_DIM
 
-DEV = Device(
-    "cpu-1t",
-    "this cpu, 1 thread",
-    "local",
-    DeviceSpec({"float32": 1e11}, 2e10, per_op_overhead_s=2e-6),
-    measurable=True,
-    intra_op_threads=1,
-)
+DEV = CPU_1T
 
 
 @pytest.fixture(scope="module")

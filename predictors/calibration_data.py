@@ -1,0 +1,227 @@
+"""A calibration's measurements, kept beside the predictor fitted on them.
+
+Twenty minutes of measuring should outlive the code that fitted them: with the data kept,
+a later nascost (a new feature, a fixed pseudo kernel) refits a device's predictor and
+re-evaluates it on the very same held-out references without measuring again
+(:func:`nascost.predictors.calibration.refit`, ``benchmarks/bench_refit.py``), and two
+predictors can be compared on the same data, free of the few percent the machine drifts
+between calibrations.
+
+The file (``measurements.json.gz`` in the artifact's version directory) holds every
+successful measurement in the order it was taken: the model (by the digest of its
+stripped bytes, see :func:`~nascost.predictors.graph.strip_weights`), its family and
+hyper-parameters, the phase (``explore``, ``adapt`` or ``heldout``), the batch size, the
+latency (ms, the calibration's timing statistic) and the profiled kernels; a held-out
+measurement also names its held-out model, whose reference latency is the median of its
+measurements. Each model's stripped ONNX is stored once, base64-encoded. A 20-minute
+calibration here is about 800 measurements of 400 models: 1-2 MB compressed.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nascost.predictors.analysis import analyze
+from nascost.predictors.errors import InvalidRequestError
+from nascost.predictors.features import KernelRecord
+from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
+from nascost.predictors.learned import TrainingExample
+from nascost.predictors.sampler import BATCH_DIM, ArchSample
+
+DATA_FILE = "measurements.json.gz"
+DATA_FORMAT = "nascost-calibration-data/1"
+PHASES = ("explore", "adapt", "heldout")
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One measurement of a calibration.
+
+    Attributes:
+        model: digest of the model's stripped bytes (a key of :attr:`CalibrationData.models`).
+        heldout_model: the held-out model's index (its measurements share it); None in training.
+    """
+
+    model: str
+    family: str
+    config: Mapping[str, Any]
+    phase: str
+    batch_size: int
+    latency_ms: float
+    kernels: tuple[KernelRecord, ...]
+    heldout_model: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "family": self.family,
+            "config": dict(self.config),
+            "phase": self.phase,
+            "batch_size": self.batch_size,
+            "latency_ms": self.latency_ms,
+            "heldout_model": self.heldout_model,
+            "kernels": [
+                [k.name, k.op_type, k.input_shapes, k.output_shapes, k.latency_us, k.fused, k.blocked, k.activation]
+                for k in self.kernels
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
+        kernels = tuple(
+            KernelRecord(
+                str(k[0]),
+                str(k[1]),
+                tuple(tuple(int(x) for x in s) for s in k[2]),
+                tuple(tuple(int(x) for x in s) for s in k[3]),
+                None if k[4] is None else float(k[4]),
+                int(k[5]),
+                bool(k[6]),
+                str(k[7]),
+            )
+            for k in d["kernels"]
+        )
+        held = d.get("heldout_model")
+        return cls(
+            model=str(d["model"]),
+            family=str(d["family"]),
+            config=dict(d["config"]),
+            phase=str(d["phase"]),
+            batch_size=int(d["batch_size"]),
+            latency_ms=float(d["latency_ms"]),
+            kernels=kernels,
+            heldout_model=None if held is None else int(held),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Examples:
+    """A calibration's data as the fit and the evaluation take it.
+
+    Attributes:
+        train: one example per training measurement.
+        heldout: one per held-out (model, batch size): its first measurement's kernels, the
+            median of its latencies.
+        heldout_model: the held-out model of each ``heldout`` example.
+        heldout_measurements: how many references came from 1, 2, ... measurements.
+    """
+
+    train: list[TrainingExample]
+    heldout: list[TrainingExample]
+    heldout_model: list[int]
+    heldout_measurements: dict[int, int]
+
+
+@dataclass
+class CalibrationData:
+    """Every measurement of one calibration and the stripped models they measured."""
+
+    batch_sizes: tuple[int, ...] = ()
+    seed: int = 0
+    models: dict[str, bytes] = field(default_factory=dict)
+    measurements: list[Measurement] = field(default_factory=list)
+    _last: tuple[ArchSample, str] | None = field(default=None, repr=False)
+
+    def add(self, sample: ArchSample, example: TrainingExample, phase: str, heldout_model: int | None = None) -> None:
+        """Record one measurement of ``sample`` (its example as the calibration built it)."""
+        if phase not in PHASES:
+            raise InvalidRequestError(f"phase must be one of {PHASES}, got {phase!r}")
+        # a sample's batch sizes are measured one after the other: strip it once for them
+        if self._last is not None and self._last[0] is sample:
+            key = self._last[1]
+        else:
+            stripped = strip_weights(sample.model_bytes())
+            key = hashlib.sha256(stripped).hexdigest()[:24]
+            self.models.setdefault(key, stripped)
+            self._last = (sample, key)
+        self.measurements.append(
+            Measurement(
+                key,
+                sample.family,
+                dict(sample.config),
+                phase,
+                int(example.batch_size),
+                float(example.measured_ms),
+                tuple(example.kernels),
+                heldout_model,
+            )
+        )
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": DATA_FORMAT,
+            "batch_sizes": list(self.batch_sizes),
+            "seed": self.seed,
+            "models": {k: base64.b64encode(v).decode("ascii") for k, v in self.models.items()},
+            "measurements": [m.to_dict() for m in self.measurements],
+        }
+        return gzip.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CalibrationData:
+        try:
+            doc = json.loads(gzip.decompress(data))
+        except (OSError, EOFError, ValueError) as e:
+            raise InvalidRequestError(f"not calibration data: {e}") from e
+        if not isinstance(doc, dict) or doc.get("format") != DATA_FORMAT:
+            raise InvalidRequestError(f"not calibration data of format {DATA_FORMAT!r}")
+        out = cls(
+            batch_sizes=tuple(int(b) for b in doc.get("batch_sizes", ())),
+            seed=int(doc.get("seed", 0)),
+            models={k: base64.b64decode(v) for k, v in doc["models"].items()},
+            measurements=[Measurement.from_dict(m) for m in doc["measurements"]],
+        )
+        missing = {m.model for m in out.measurements} - set(out.models)
+        if missing:
+            raise InvalidRequestError(f"calibration data lacks {len(missing)} measured model(s)")
+        return out
+
+    def examples(self) -> Examples:
+        """Training and held-out examples, graphs loaded and analysed from the stored models."""
+        cache: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+        def example(m: Measurement) -> TrainingExample:
+            got = cache.get((m.model, m.batch_size))
+            if got is None:
+                graph = load_graph_bytes(self.models[m.model], ShapeRequest(dim_values={BATCH_DIM: m.batch_size}))
+                got = cache[(m.model, m.batch_size)] = (graph, analyze(graph))
+            return TrainingExample(got[0], got[1], m.batch_size, m.latency_ms, m.kernels, m.family)
+
+        train = [example(m) for m in self.measurements if m.phase != "heldout"]
+        first: dict[tuple[int, int], Measurement] = {}
+        latencies: dict[tuple[int, int], list[float]] = {}
+        for m in self.measurements:
+            if m.phase != "heldout":
+                continue
+            key = (-1 if m.heldout_model is None else m.heldout_model, m.batch_size)
+            first.setdefault(key, m)
+            latencies.setdefault(key, []).append(m.latency_ms)
+        heldout, held_model = [], []
+        counts: dict[int, int] = {}
+        for key, m in first.items():
+            ys = latencies[key]
+            e = example(m)
+            heldout.append(TrainingExample(e.graph, e.analysis, e.batch_size, float(np.median(ys)), e.kernels, e.family))
+            held_model.append(key[0])
+            counts[len(ys)] = counts.get(len(ys), 0) + 1
+        return Examples(train, heldout, held_model, counts)
+
+
+def read_calibration_data(path: Path | str) -> CalibrationData:
+    """The data file of an artifact version directory (or the file itself)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / DATA_FILE
+    if not p.is_file():
+        raise InvalidRequestError(f"no calibration data at {p}")
+    return CalibrationData.from_bytes(p.read_bytes())
+

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ortprofile import CPU_1T, ort_measure
+
+from nascost.predictors.analysis import analyze
+from nascost.predictors.calibration import calibrate, refit
+from nascost.predictors.calibration_data import DATA_FILE, CalibrationData, read_calibration_data
+from nascost.predictors.errors import InvalidRequestError
+from nascost.predictors.features import graph_features, pseudo_kernels
+from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
+from nascost.predictors.learned import latest_artifact, list_versions, load_predictor
+from nascost.predictors.sampler import (
+    BATCH_DIM,
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    ArchitectureSampler,
+)
+
+DEV = CPU_1T
+
+
+def _described(data: bytes, batch: int) -> tuple[Any, ...]:
+    g = load_graph_bytes(data, ShapeRequest(dim_values={BATCH_DIM: batch}))
+    a = analyze(g)
+    feats = graph_features(a, graph=g, batch_size=batch, roofline_ms=1.0, roofline_compute_fraction=0.5, n_kernels=1)
+    return a.flops, a.params.trainable, a.params.buffers, a.weight_bytes_by_dtype, a.peak_activation_bytes, feats, tuple(pseudo_kernels(g))
+
+
+@pytest.mark.parametrize("families", [TRAIN_FAMILIES, HELDOUT_FAMILIES], ids=["training", "held-out"])
+def test_a_stripped_model_is_described_as_the_full_one(families: tuple[str, ...]) -> None:
+    sampler = ArchitectureSampler(3, families=families, max_macs_per_example=2e8)
+    for family in families:
+        full = sampler.sample(family).model_bytes()
+        stripped = strip_weights(full)
+        for batch in (1, 8):
+            assert _described(stripped, batch) == _described(full, batch), (family, batch)
+        if len(full) > 1_000_000:  # weights dominate: only shapes and small tensors are kept
+            assert len(stripped) < len(full) / 20, family
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    data_dir = tmp_path_factory.mktemp("data")
+    rep = calibrate(
+        DEV,
+        budget_s=4.0,
+        measure_fn=ort_measure,
+        batch_sizes=(1, 2),
+        seed=5,
+        data_dir=data_dir,
+        max_macs_per_example=8e6,
+        variants=False,
+        heldout_repeats=2,
+        heldout_repeat_gap_s=0.3,
+    )
+    return rep, data_dir
+
+
+def test_a_calibration_keeps_every_measurement_beside_its_predictor(calibrated: Any) -> None:
+    rep, _ = calibrated
+    meta = json.loads((rep.artifact_path / "metadata.json").read_text())
+    assert meta["calibration_data"] == DATA_FILE
+    data = read_calibration_data(rep.artifact_path)
+    assert data.batch_sizes == (1, 2) and data.seed == 5
+    ex = data.examples()
+    assert len(ex.train) == rep.n_train and len(ex.heldout) == rep.n_heldout
+    assert ex.heldout_measurements == rep.heldout_measurements
+    assert {m.phase for m in data.measurements} <= {"explore", "adapt", "heldout"}
+    # training measurements are examples one to one; a model measured at 2 batch sizes is stored once
+    assert len(data.models) < len(data.measurements)
+    assert all(k.latency_us is not None for e in ex.train for k in e.kernels)
+    # each held-out reference is the median of its model's measurements at that batch size
+    for e, model in zip(ex.heldout, ex.heldout_model, strict=True):
+        ys = sorted(m.latency_ms for m in data.measurements if m.heldout_model == model and m.batch_size == e.batch_size)
+        assert min(ys) <= e.measured_ms <= max(ys)
+
+
+def test_a_refit_on_the_kept_data_reproduces_the_calibration(calibrated: Any, tmp_path: Path) -> None:
+    rep, data_dir = calibrated
+    data = read_calibration_data(rep.artifact_path)
+    meta = json.loads((rep.artifact_path / "metadata.json").read_text())
+    again = refit(DEV, data, variants=False, data_dir=data_dir, source_metadata=meta)
+    # same examples, same seed, same code: the same predictor and the same figures
+    for group, d in rep.accuracy.items():
+        for name, r in d.items():
+            assert again.accuracy[group][name].to_dict() == pytest.approx(r.to_dict()), (group, name)
+    assert again.interval_coverage == pytest.approx(rep.interval_coverage)
+    assert again.measurement == rep.measurement
+    # saved as a new version that names its source and keeps the data
+    assert latest_artifact(data_dir, DEV.id) == again.artifact_path != rep.artifact_path
+    assert len(list_versions(data_dir, DEV.id)) == 2
+    meta2 = json.loads((again.artifact_path / "metadata.json").read_text())
+    assert meta2["refit_of"] == meta["version"] and meta2["sampler"] == meta["sampler"]
+    assert (again.artifact_path / DATA_FILE).read_bytes() == (rep.artifact_path / DATA_FILE).read_bytes()
+    load_predictor(again.artifact_path)
+    # another seed is another fit of the same data
+    other = refit(DEV, data, seed=6, variants=False)
+    assert other.n_train == rep.n_train and other.artifact_path is None
+
+
+def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, tmp_path: Path) -> None:
+    rep, _ = calibrated
+    data = read_calibration_data(rep.artifact_path / DATA_FILE)
+    back = CalibrationData.from_bytes(data.to_bytes())
+    assert back.measurements == data.measurements and back.models == data.models
+    with pytest.raises(InvalidRequestError, match="not calibration data"):
+        CalibrationData.from_bytes(b"not gzip")
+    with pytest.raises(InvalidRequestError, match="format"):
+        CalibrationData.from_bytes(gzip.compress(b'{"format": "other"}'))
+    doc = json.loads(gzip.decompress(data.to_bytes()))
+    doc["models"].pop(next(iter(doc["models"])))
+    with pytest.raises(InvalidRequestError, match="lacks 1 measured model"):
+        CalibrationData.from_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(InvalidRequestError, match="no calibration data"):
+        read_calibration_data(tmp_path)
