@@ -190,8 +190,13 @@ class CalibrationReport:
         """The report as a plain-text table."""
         lines = [
             f"device {self.device_id}: {self.n_train} training measurements / "
-            f"{self.n_heldout} held-out test (model, batch) pairs ({self.n_failed} failed) in {self.elapsed_s:.0f} s "
-            f"of a {self.budget_s:.0f} s budget; 'learned' = {self.selected_predictor}",
+            f"{self.n_heldout} held-out test (model, batch) pairs ({self.n_failed} failed) "
+            + (
+                f"in {self.elapsed_s:.0f} s of a {self.budget_s:.0f} s budget"
+                if self.budget_s > 0
+                else f"refitted in {self.elapsed_s:.0f} s without measuring"
+            )
+            + f"; 'learned' = {self.selected_predictor}",
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():

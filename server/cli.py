@@ -8,6 +8,7 @@ Stable forms (scripts depend on them)::
     nascost measure MODEL.onnx [--server HOST:PORT] [--batch-size N]... [--threads N] [--json]
     nascost predict MODEL.onnx [--device ID]... [--server HOST:PORT] [--json]
     nascost calibrate --device local --budget-minutes N [--batch-size N]... [--server HOST:PORT] [--json]
+    nascost refit [--device local] [--version V] [--seed N] [--data-dir DIR] [--json]
     nascost ops [--json]
     nascost health [--server HOST:PORT]
     nascost example OUT.onnx
@@ -400,6 +401,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit(args: argparse.Namespace) -> int:
+    """Fit a device's predictor again on a calibration's kept measurements (no measuring)."""
+    from nascost.predictors.calibration import refit
+    from nascost.predictors.calibration_data import read_calibration_data
+    from nascost.predictors.devices import Device
+    from nascost.predictors.errors import NotCalibratedError
+    from nascost.predictors.learned import artifact_root, latest_artifact
+    from nascost.server.config import ServerConfig
+
+    config = ServerConfig.from_env(data_dir=args.data_dir)
+    path = artifact_root(config.data_dir, args.device) / args.version if args.version else latest_artifact(config.data_dir, args.device)
+    if path is None or not (path / "metadata.json").is_file():
+        raise NotCalibratedError(f"no calibration of {args.device!r}{f' version {args.version!r}' if args.version else ''} in {config.data_dir}")
+    meta = json.loads((path / "metadata.json").read_text("utf-8"))
+    data = read_calibration_data(path)
+    report = refit(Device.from_dict(meta["device"]), data, seed=args.seed, data_dir=config.data_dir, source_metadata=meta)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"refit of {args.device} version {path.name} (no measuring) -> {report.artifact_path}")
+        print(report.table())
+    return 0
+
+
 def _calibrate_events(stream: Any, err: Any, *, quiet: bool) -> Iterator[Any]:
     for event in stream:
         if event.HasField("report"):
@@ -591,6 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--data-dir", default=None, help="in-process only: where the artifact is written")
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(fn=cmd_calibrate)
+
+    rf = sub.add_parser("refit", help="fit a device's predictor again on a calibration's kept measurements")
+    rf.add_argument("--device", default="local")
+    rf.add_argument("--version", default=None, help="the calibration's artifact version (default: the latest)")
+    rf.add_argument("--seed", type=int, default=None, help="the boosters' seed (default: the calibration's)")
+    rf.add_argument("--data-dir", default=None, help="where the artifacts are (default: $NASCOST_DATA_DIR or ~/.local/share/nascost)")
+    rf.add_argument("--json", action="store_true")
+    rf.set_defaults(fn=cmd_refit)
 
     d = sub.add_parser("devices", help="the device catalogue")
     d.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")

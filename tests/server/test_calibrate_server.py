@@ -3,6 +3,7 @@ predictor picked up by Predict without a restart."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -11,7 +12,7 @@ import pytest
 from nascost.client import Client, FailedPrecondition, NascostClientError
 from nascost.measurements.store import Store
 from nascost.server.app import create_server
-from nascost.server.cli import print_calibration
+from nascost.server.cli import main, print_calibration
 from nascost.server.config import ServerConfig
 from nascost.server.demo import tiny_resnet
 from nascost.v1 import prediction_pb2
@@ -62,8 +63,25 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
             assert learned.latency_ms.low <= learned.latency_ms.value <= learned.latency_ms.high
             assert learned.latency_ms.provenance.error_is_evaluated
             assert preds["roofline"].latency_ms.provenance.error_is_evaluated  # now evaluated on this device
+
+            # refit from the kept measurements (what an upgrade does): same seed, same figures,
+            # a new version the running server picks up
+            capsys.readouterr()
+            assert main(["refit", "--data-dir", str(tmp_path), "--json"]) == 0
+            refitted = json.loads(capsys.readouterr().out)
+            version = Path(refitted["artifact_path"]).name
+            assert version != report.artifact_version
+            was = {m.predictor: m for m in report.metrics}
+            assert refitted["accuracy"]["1"]["learned"]["within_10"] == pytest.approx(was["learned (batch 1)"].within_10pct)
+            assert refitted["accuracy"]["1"]["learned"]["mape"] == pytest.approx(was["learned (batch 1)"].mape)
+            assert c.calibration("local").artifact_version == version
     finally:
         server.stop(grace=None)
+
+
+def test_refit_without_a_calibration_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["refit", "--data-dir", str(tmp_path)]) == 2
+    assert "no calibration of 'local'" in capsys.readouterr().err
 
 
 def test_calibrate_bad_requests(server_target: str) -> None:
