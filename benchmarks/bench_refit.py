@@ -20,7 +20,6 @@ several calibrations and seeds, not on one.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -48,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from nascost.predictors.calibration import refit
     from nascost.predictors.calibration_data import read_calibration_data
     from nascost.predictors.devices import Device
+    from nascost.predictors.learned import read_metadata
 
     found = artifacts(args.paths)
     if not found:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     means: dict[tuple[str, str], list[float]] = {}
     for path in found:
-        meta = json.loads((path / "metadata.json").read_text("utf-8"))
+        meta = read_metadata(path)
         data = read_calibration_data(path)
         device = Device.from_dict(meta["device"])
         stored = meta.get("heldout_metrics", {})

@@ -65,7 +65,6 @@ figures include one model at that scale.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -77,7 +76,12 @@ from typing import Any
 import numpy as np
 
 from nascost.predictors.analysis import analyze
-from nascost.predictors.calibration_data import DATA_FILE, CalibrationData, Examples
+from nascost.predictors.calibration_data import (
+    DATA_FILE,
+    CalibrationData,
+    Examples,
+    reference_example,
+)
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError, NascostError
 from nascost.predictors.features import KernelRecord, kernels_from_profile, with_activations
@@ -236,6 +240,7 @@ def _kernels(raw: Sequence[Any]) -> tuple[KernelRecord, ...]:
 class _Measured:
     sample: ArchSample
     example: TrainingExample
+    model_bytes: bytes  # what was measured (serialized once per measurement)
 
 
 @dataclass
@@ -260,10 +265,7 @@ class _HeldOut:
 
     def examples(self) -> list[tuple[TrainingExample, int]]:
         """(example with the median latency, measurements behind it) per batch size."""
-        return [
-            (dataclasses.replace(e, measured_ms=float(np.median(self.latencies[b]))), len(self.latencies[b]))
-            for b, e in self.first.items()
-        ]
+        return [(reference_example(e, self.latencies[b]), len(self.latencies[b])) for b, e in self.first.items()]
 
 
 class _Runner:
@@ -287,7 +289,8 @@ class _Runner:
         try:
             graph = load_graph(sample.model, ShapeRequest(dim_values={BATCH_DIM: batch}))
             analysis = analyze(graph)
-            p50_ms, kernels, _optimized = self.measure_fn(sample.model_bytes(), batch)
+            model_bytes = sample.model_bytes()
+            p50_ms, kernels, _optimized = self.measure_fn(model_bytes, batch)
             if not (p50_ms > 0 and math.isfinite(p50_ms)):
                 raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
         except NascostError as e:
@@ -301,7 +304,7 @@ class _Runner:
         ex = TrainingExample(
             graph, analysis, batch, float(p50_ms), tuple(with_activations(_kernels(kernels), graph)), sample.family
         )
-        return _Measured(sample, ex)
+        return _Measured(sample, ex, model_bytes)
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -551,7 +554,7 @@ def calibrate(
                     continue  # failed the first time (not a reference), or measured enough
                 m = run.measure(h.sample, b, "heldout")
                 if m is not None:
-                    data.add(h.sample, m.example, "heldout", h.index)
+                    data.add(h.sample, m.example, "heldout", h.index, model_bytes=m.model_bytes)
                     h.first.setdefault(b, m.example)
                     h.latencies.setdefault(b, []).append(m.example.measured_ms)
             h.times_measured += 1
@@ -571,7 +574,7 @@ def calibrate(
         for b in batch_sizes:
             m = run.measure(sample, b, phase)
             if m is not None:
-                data.add(sample, m.example, phase)
+                data.add(sample, m.example, phase, model_bytes=m.model_bytes)
                 train.append(m.example)
         train_spent += time.monotonic() - t0
 

@@ -20,10 +20,11 @@ calibration here is about 800 measurements of 400 models: 1-2 MB compressed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.features import KernelRecord
 from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
 from nascost.predictors.learned import TrainingExample
-from nascost.predictors.sampler import BATCH_DIM, ArchSample
+from nascost.predictors.sampler import BATCH_DIM, ArchSample, config_key
 
 DATA_FILE = "measurements.json.gz"
 DATA_FORMAT = "nascost-calibration-data/1"
@@ -90,12 +91,15 @@ class Measurement:
             )
             for k in d["kernels"]
         )
+        phase = str(d["phase"])
         held = d.get("heldout_model")
+        if phase not in PHASES or (phase == "heldout") != (held is not None):
+            raise ValueError(f"phase {phase!r} with held-out model {held!r}")
         return cls(
             model=str(d["model"]),
             family=str(d["family"]),
             config=dict(d["config"]),
-            phase=str(d["phase"]),
+            phase=phase,
             batch_size=int(d["batch_size"]),
             latency_ms=float(d["latency_ms"]),
             kernels=kernels,
@@ -129,20 +133,28 @@ class CalibrationData:
     seed: int = 0
     models: dict[str, bytes] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
-    _last: tuple[ArchSample, str] | None = field(default=None, repr=False)
+    _keys: dict[str, str] = field(default_factory=dict, repr=False)  # a draw's model key
 
-    def add(self, sample: ArchSample, example: TrainingExample, phase: str, heldout_model: int | None = None) -> None:
-        """Record one measurement of ``sample`` (its example as the calibration built it)."""
+    def add(
+        self,
+        sample: ArchSample,
+        example: TrainingExample,
+        phase: str,
+        heldout_model: int | None = None,
+        *,
+        model_bytes: bytes | None = None,
+    ) -> None:
+        """Record one measurement of ``sample`` (its example as the calibration built it;
+        ``model_bytes``: the sample's serialized model, when the caller has it)."""
         if phase not in PHASES:
             raise InvalidRequestError(f"phase must be one of {PHASES}, got {phase!r}")
-        # a sample's batch sizes are measured one after the other: strip it once for them
-        if self._last is not None and self._last[0] is sample:
-            key = self._last[1]
-        else:
-            stripped = strip_weights(sample.model_bytes())
-            key = hashlib.sha256(stripped).hexdigest()[:24]
+        # the same draw (family, hyper-parameters, seed) is one model: stripped once
+        draw = f"{config_key(sample.family, sample.config)}#{sample.seed}"
+        key = self._keys.get(draw)
+        if key is None:
+            stripped = strip_weights(model_bytes if model_bytes is not None else sample.model_bytes(), example.graph)
+            key = self._keys[draw] = hashlib.sha256(stripped).hexdigest()[:24]
             self.models.setdefault(key, stripped)
-            self._last = (sample, key)
         self.measurements.append(
             Measurement(
                 key,
@@ -168,18 +180,22 @@ class CalibrationData:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CalibrationData:
+        """Parse :meth:`to_bytes`' output; anything else raises :class:`InvalidRequestError`."""
         try:
             doc = json.loads(gzip.decompress(data))
         except (OSError, EOFError, ValueError) as e:
             raise InvalidRequestError(f"not calibration data: {e}") from e
         if not isinstance(doc, dict) or doc.get("format") != DATA_FORMAT:
             raise InvalidRequestError(f"not calibration data of format {DATA_FORMAT!r}")
-        out = cls(
-            batch_sizes=tuple(int(b) for b in doc.get("batch_sizes", ())),
-            seed=int(doc.get("seed", 0)),
-            models={k: base64.b64decode(v) for k, v in doc["models"].items()},
-            measurements=[Measurement.from_dict(m) for m in doc["measurements"]],
-        )
+        try:
+            out = cls(
+                batch_sizes=tuple(int(b) for b in doc.get("batch_sizes", ())),
+                seed=int(doc.get("seed", 0)),
+                models={k: base64.b64decode(v, validate=True) for k, v in doc["models"].items()},
+                measurements=[Measurement.from_dict(m) for m in doc["measurements"]],
+            )
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise InvalidRequestError(f"malformed calibration data: {type(e).__name__}: {e}") from e
         missing = {m.model for m in out.measurements} - set(out.models)
         if missing:
             raise InvalidRequestError(f"calibration data lacks {len(missing)} measured model(s)")
@@ -200,20 +216,21 @@ class CalibrationData:
         first: dict[tuple[int, int], Measurement] = {}
         latencies: dict[tuple[int, int], list[float]] = {}
         for m in self.measurements:
-            if m.phase != "heldout":
-                continue
-            key = (-1 if m.heldout_model is None else m.heldout_model, m.batch_size)
-            first.setdefault(key, m)
-            latencies.setdefault(key, []).append(m.latency_ms)
-        heldout, held_model = [], []
+            if m.heldout_model is not None:
+                key = (m.heldout_model, m.batch_size)
+                first.setdefault(key, m)
+                latencies.setdefault(key, []).append(m.latency_ms)
+        heldout = [reference_example(example(m), latencies[key]) for key, m in first.items()]
         counts: dict[int, int] = {}
-        for key, m in first.items():
-            ys = latencies[key]
-            e = example(m)
-            heldout.append(TrainingExample(e.graph, e.analysis, e.batch_size, float(np.median(ys)), e.kernels, e.family))
-            held_model.append(key[0])
+        for ys in latencies.values():
             counts[len(ys)] = counts.get(len(ys), 0) + 1
-        return Examples(train, heldout, held_model, counts)
+        return Examples(train, heldout, [key[0] for key in first], counts)
+
+
+def reference_example(first: TrainingExample, latencies: Sequence[float]) -> TrainingExample:
+    """A held-out reference: the model's first measured example at the median of its
+    latencies (measurements at different times; see :mod:`nascost.predictors.calibration`)."""
+    return dataclasses.replace(first, measured_ms=float(np.median(latencies)))
 
 
 def read_calibration_data(path: Path | str) -> CalibrationData:

@@ -1344,25 +1344,35 @@ def _load(model: onnx.ModelProto, shapes: ShapeRequest | None, payloads: Sequenc
 STRIP_KEEP_ELEMENTS = 64  # shapes, axes, scalars: what shape inference and folding read
 
 
-def strip_weights(data: bytes) -> bytes:
-    """The same model with its weights' payloads removed; dims and dtypes stay. Kept: small
-    initializers (at most :data:`STRIP_KEEP_ELEMENTS` elements: shapes, axes, scalars),
-    all-zero ones (a zero bias is not counted as parameters), ones whose values another
-    initializer repeats (tied weights are counted once) and constants inside nodes. Its
-    graph analyses as the full model's does (``tests/predictors/test_calibration_data.py``)
-    at a fraction of the size: what a calibration keeps of each model it measured."""
-    model = parse_model(data)
-    big = [t for t in model.graph.initializer if math.prod(int(d) for d in t.dims) > STRIP_KEEP_ELEMENTS]
-    values = [numpy_helper.to_array(t) for t in big]
-    digests = [hashlib.sha256(v.tobytes()).digest() + str(v.dtype).encode() for v in values]
-    seen: dict[bytes, int] = {}
-    for d in digests:
-        seen[d] = seen.get(d, 0) + 1
-    for t, v, d in zip(big, values, digests, strict=True):
-        if seen[d] > 1 or not np.any(v):
-            continue
-        for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-            t.ClearField(f)
+def strip_weights(data: bytes, graph: Graph | None = None) -> bytes:
+    """The same model with its weights' payloads removed; dims and dtypes stay.
+
+    Kept are the payloads the analysis reads: small initializers (at most
+    :data:`STRIP_KEEP_ELEMENTS` elements: shapes, axes, scalars), all-zero ones (a zero
+    bias is not counted as parameters) and tied ones (both sides: a tie is counted once),
+    as :func:`load_graph_bytes` found them in ``graph`` (``data`` loaded, when not given);
+    constants inside nodes stay too. The stripped model analyses as the full one does
+    (``tests/predictors/test_calibration_data.py``) at a fraction of the size: what a
+    calibration keeps of each model it measured. Large payloads are cut out of ``data``
+    before protobuf parses it; only the kept ones are copied back.
+    """
+    if graph is None:
+        graph = load_graph_bytes(data)
+    tied = {w.duplicate_of for w in graph.weights.values() if w.duplicate_of}
+    keep = {
+        name
+        for name, w in graph.weights.items()
+        if w.numel <= STRIP_KEEP_ELEMENTS or w.duplicate_of or name in tied or w.nonzero == 0
+    }
+    split = _split_payloads(data)
+    model = parse_model(split[0] if split is not None else data)
+    cut: Sequence[memoryview | None] = split[1] if split is not None else [None] * len(model.graph.initializer)
+    for t, payload in zip(model.graph.initializer, cut, strict=True):
+        if t.name not in keep:
+            for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                t.ClearField(f)
+        elif payload is not None:
+            t.raw_data = bytes(payload)
     return model.SerializeToString()
 
 

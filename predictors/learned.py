@@ -924,14 +924,22 @@ def latest_artifact(data_dir: Path | str, device_id: str) -> Path | None:
     return artifact_root(data_dir, device_id) / versions[-1] if versions else None
 
 
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of a version directory written by :func:`save_predictor`."""
+    try:
+        meta = json.loads((Path(path) / _METADATA).read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise NotCalibratedError(f"no readable predictor artifact at {path}: {e}") from e
+    if not isinstance(meta, dict):
+        raise NotCalibratedError(f"no readable predictor artifact at {path}: metadata is not an object")
+    return meta
+
+
 def load_predictor(path: Path | str) -> LatencyPredictor:
     """Load a version directory written by :func:`save_predictor` (no pickles)."""
     xgb = _xgb()
     path = Path(path)
-    try:
-        meta = json.loads((path / _METADATA).read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise NotCalibratedError(f"no readable predictor artifact at {path}: {e}") from e
+    meta = read_metadata(path)
     if meta.get("artifact_version") != ARTIFACT_VERSION:
         raise NotCalibratedError(
             f"artifact version {meta.get('artifact_version')!r} is not supported (want {ARTIFACT_VERSION})"

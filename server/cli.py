@@ -407,14 +407,17 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from nascost.predictors.calibration_data import read_calibration_data
     from nascost.predictors.devices import Device
     from nascost.predictors.errors import NotCalibratedError
-    from nascost.predictors.learned import artifact_root, latest_artifact
+    from nascost.predictors.learned import artifact_root, list_versions, read_metadata
     from nascost.server.config import ServerConfig
 
     config = ServerConfig.from_env(data_dir=args.data_dir)
-    path = artifact_root(config.data_dir, args.device) / args.version if args.version else latest_artifact(config.data_dir, args.device)
-    if path is None or not (path / "metadata.json").is_file():
-        raise NotCalibratedError(f"no calibration of {args.device!r}{f' version {args.version!r}' if args.version else ''} in {config.data_dir}")
-    meta = json.loads((path / "metadata.json").read_text("utf-8"))
+    versions = list_versions(config.data_dir, args.device)
+    version = args.version or (versions[-1] if versions else None)
+    if version is None or version not in versions:
+        which = f" version {args.version!r}" if args.version else ""
+        raise NotCalibratedError(f"no calibration of {args.device!r}{which} in {config.data_dir}")
+    path = artifact_root(config.data_dir, args.device) / version
+    meta = read_metadata(path)
     data = read_calibration_data(path)
     report = refit(Device.from_dict(meta["device"]), data, seed=args.seed, data_dir=config.data_dir, source_metadata=meta)
     if args.json:

@@ -119,3 +119,15 @@ def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, t
         CalibrationData.from_bytes(gzip.compress(json.dumps(doc).encode()))
     with pytest.raises(InvalidRequestError, match="no calibration data"):
         read_calibration_data(tmp_path)
+    # a malformed document is a clear error, whichever part is wrong
+    for spoil in (
+        lambda d: d["measurements"][0].pop("kernels"),
+        lambda d: d["measurements"][0].update(phase="warmup"),
+        lambda d: next(m for m in d["measurements"] if m["phase"] == "heldout").update(heldout_model=None),
+        lambda d: d["measurements"][0].update(kernels=[["k"]]),
+        lambda d: d.update(models=[]),
+    ):
+        bad = json.loads(gzip.decompress(data.to_bytes()))
+        spoil(bad)
+        with pytest.raises(InvalidRequestError, match="malformed calibration data"):
+            CalibrationData.from_bytes(gzip.compress(json.dumps(bad).encode()))

@@ -82,6 +82,9 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
 def test_refit_without_a_calibration_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["refit", "--data-dir", str(tmp_path)]) == 2
     assert "no calibration of 'local'" in capsys.readouterr().err
+    # a version is one of the device's versions, never a path
+    assert main(["refit", "--data-dir", str(tmp_path), "--version", "../../etc"]) == 2
+    assert "no calibration of 'local' version '../../etc'" in capsys.readouterr().err
 
 
 def test_calibrate_bad_requests(server_target: str) -> None:
