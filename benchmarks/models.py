@@ -1,4 +1,4 @@
-"""Torch definitions of the benchmark graphs (no torchvision): ResNet-50 and ViT-B/16.
+"""Torch definitions of the benchmark graphs (no torchvision): ResNet-50, ViT-B/16, MobileNetV2.
 
 Random weights; exported with the legacy exporter. Shared by ``bench_analyze.py`` and the
 seed-scenario example; nothing here runs at import time except class definitions.
@@ -108,6 +108,49 @@ def vit(
             return self.head(x[:, 0])
 
     return ViT().eval()
+
+
+def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> Any:
+    """The MobileNetV2 architecture (inverted residuals, ReLU6, torchvision's stage table)."""
+    torch = _torch()
+    nn = torch.nn
+
+    def cbr(cin: int, cout: int, k: int, stride: int, groups: int = 1) -> Any:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()
+        )
+
+    class Inverted(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+            super().__init__()
+            hidden = cin * expand
+            layers = [cbr(cin, hidden, 1, 1)] if expand != 1 else []
+            layers += [cbr(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x: Any) -> Any:
+            return x + self.body(x) if self.residual else self.body(x)
+
+    stages = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    cin = int(32 * width)
+    layers = [cbr(3, cin, 3, 2)]
+    for t, c, n, s in stages:
+        for i in range(n):
+            layers.append(Inverted(cin, int(c * width), s if i == 0 else 1, t))
+            cin = int(c * width)
+    layers.append(cbr(cin, 1280, 1, 1))
+
+    class MobileNetV2(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.fc = nn.Linear(1280, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+    return MobileNetV2().eval()
 
 
 def export(module: Any, example: Any, *, opset: int = 17) -> bytes:
