@@ -196,10 +196,20 @@ def compare(path: str, device_id: str) -> int:
         spec_ms = predict_roofline(a, device, dtype=t["mode"]).latency_ms
         att_ms = predict_roofline(a, attained, dtype=t["mode"]).latency_ms
         rows.append((t, spec_ms, att_ms))
-    print(f"\n{'model':13s} {'mode':9s} {'batch':>5s} {'graph ms':>9s} {'eager ms':>9s} {'roof(spec)':>10s} {'ratio':>6s} {'roof(att)':>10s} {'ratio':>6s}")
+    print(
+        f"\nmeasured: medians of {rows[0][0]['runs']} timed runs each (spread: (max - min) / median of the"
+        " CUDA-graph replays); roofline ms and its ratio to the CUDA-graph time"
+    )
+    print(
+        f"{'model':13s} {'mode':9s} {'batch':>5s} {'graph ms':>9s} {'spread':>7s} {'eager ms':>9s}"
+        f" {'roof(spec)':>10s} {'ratio':>6s} {'roof(att)':>10s} {'ratio':>6s}"
+    )
     for t, s, a in rows:
         g = t["graph_ms"]
-        print(f"{t['model']:13s} {t['mode']:9s} {t['batch']:5d} {g:9.3f} {t['eager_ms']:9.3f} {s:10.3f} {s / g:6.2f} {a:10.3f} {a / g:6.2f}")
+        print(
+            f"{t['model']:13s} {t['mode']:9s} {t['batch']:5d} {g:9.3f} {t['graph_spread_pct']:6.1f}% {t['eager_ms']:9.3f}"
+            f" {s:10.3f} {s / g:6.2f} {a:10.3f} {a / g:6.2f}"
+        )
     print("\nagainst CUDA-graph times (the GPU's own), per mode:")
     for mode in (*MODES, "all"):
         sel = [r for r in rows if mode in ("all", r[0]["mode"])]

@@ -110,8 +110,8 @@ def vit(
     return ViT().eval()
 
 
-def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> Any:
-    """The MobileNetV2 architecture (inverted residuals, ReLU6, torchvision's stage table)."""
+def mobilenet_v2(num_classes: int = 1000) -> Any:
+    """The MobileNetV2 architecture at width 1.0 (inverted residuals, ReLU6, torchvision's stage table)."""
     torch = _torch()
     nn = torch.nn
 
@@ -133,12 +133,12 @@ def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> Any:
             return x + self.body(x) if self.residual else self.body(x)
 
     stages = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-    cin = int(32 * width)
+    cin = 32
     layers = [cbr(3, cin, 3, 2)]
     for t, c, n, s in stages:
         for i in range(n):
-            layers.append(Inverted(cin, int(c * width), s if i == 0 else 1, t))
-            cin = int(c * width)
+            layers.append(Inverted(cin, c, s if i == 0 else 1, t))
+            cin = c
     layers.append(cbr(cin, 1280, 1, 1))
 
     class MobileNetV2(nn.Module):
