@@ -10,12 +10,13 @@ import pytest
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.devices import Device, DeviceSpec
-from nascost.predictors.errors import NotCalibratedError
+from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
 from nascost.predictors.features import (
     GRAPH_FEATURES,
     KERNEL_FEATURES,
     KernelRecord,
     kernel_features,
+    kernel_matrix,
     kernels_from_profile,
     pseudo_kernels,
 )
@@ -26,6 +27,8 @@ from nascost.predictors.learned import (
     KernelLatencyRegressor,
     LatencyPredictor,
     TrainingExample,
+    _read_row_prior,
+    fit_row_prior,
     kernel_targets,
     latest_artifact,
     list_versions,
@@ -235,6 +238,42 @@ def test_kernel_sum_without_kernels_falls_back_to_the_roofline_prior() -> None:
     r = LatencyPredictor(DEV, prior="roofline").fit(exs)
     assert p.kernel_model_ is None
     np.testing.assert_allclose(p.predict(exs), r.predict(exs), rtol=1e-12)
+
+
+def _layer_norms(rows: list[int], dims: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """LayerNorm kernels of ``rows`` x ``dims`` and their times on a made-up law with a cost
+    per row: 0.5 µs + 4 ns a row + bytes at 2 GB/s."""
+    recs, us = [], []
+    for r in rows:
+        for d in dims:
+            x = (1, r, d)
+            recs.append(KernelRecord("ln", "LayerNormalization", (x, (d,), (d,)), (x,), None))
+            us.append(0.5 + 0.004 * r + 4 * (2 * r * d + 2 * d) / 2e3)
+    return kernel_matrix(recs), np.asarray(us)
+
+
+def test_norms_take_a_fitted_per_row_prior_that_carries_to_unseen_sizes(tmp_path: Path) -> None:
+    X, y = _layer_norms([16, 32, 64, 128, 256, 512, 1024], [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512])
+    # least relative squares recover the law's constant, per-row and per-byte costs
+    c0, c_flops, c_bytes, c_rows = fit_row_prior(X, y)
+    assert (c0, c_rows, c_bytes) == pytest.approx((0.5, 0.004, 1 / 2e3), rel=0.02)
+    assert c_flops == pytest.approx(0.0, abs=1e-6)
+    # up to sixteen times more rows and a quarter of the channels of any training kernel: the
+    # per-row cost dominates
+    Xt, yt = _layer_norms([1024, 4096, 16384], [4, 8])
+    k = KernelLatencyRegressor(peak_flops_per_s=1e11, bandwidth_bytes_per_s=1e10).fit(X, y)
+    assert set(k.row_prior or {}) == {"norm"}
+    assert np.max(np.abs(k.predict(Xt) / yt - 1)) < 0.05
+    # on the roofline alone the trees hold the efficiency of the narrowest training kernels
+    roof = KernelLatencyRegressor(peak_flops_per_s=1e11, bandwidth_bytes_per_s=1e10, row_prior={}).fit(X, y)
+    assert np.max(np.abs(roof.predict(Xt) / yt - 1)) > 0.12
+    # an artifact's metadata carries the coefficients; one saved without them has none
+    params = json.loads(json.dumps(k.prior_params()))
+    assert params["row_prior"]["norm"] == pytest.approx(list(k.row_prior["norm"]))  # type: ignore[index]
+    assert _read_row_prior(params["row_prior"]) == k.row_prior
+    assert _read_row_prior(None) == {}
+    with pytest.raises(InvalidRequestError):
+        _read_row_prior({"basis_us": ["1", "rows"], "norm": [1.0, 2.0]})
 
 
 def test_kernels_from_profile_takes_medians() -> None:
