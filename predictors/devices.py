@@ -128,6 +128,9 @@ class Device:
     measurable: bool = False
     execution_provider: str = "CPUExecutionProvider"
     intra_op_threads: int = 0
+    # the roofline's error measured on this device outside a calibration (see
+    # :func:`roofline_evaluation`); {} when never measured
+    roofline_evaluation: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +142,7 @@ class Device:
             "measurable": self.measurable,
             "execution_provider": self.execution_provider,
             "intra_op_threads": self.intra_op_threads,
+            "roofline_evaluation": dict(self.roofline_evaluation),
         }
 
     @classmethod
@@ -156,6 +160,7 @@ class Device:
                 measurable=bool(d.get("measurable", False)),
                 execution_provider=str(d.get("execution_provider", "CPUExecutionProvider")),
                 intra_op_threads=int(d.get("intra_op_threads", 0)),
+                roofline_evaluation=roofline_evaluation(d.get("roofline_evaluation")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidRequestError(f"invalid device record: {e!r}") from e
@@ -205,9 +210,33 @@ def load_shipped_catalogue(path: Path | None = None) -> list[Device]:
                 spec=spec,
                 measurable=False,
                 execution_provider=d.get("execution_provider", "CPUExecutionProvider"),
+                roofline_evaluation=roofline_evaluation(d.get("roofline_evaluation")),
             )
         )
     return out
+
+
+ROOFLINE_EVALUATION_KEYS = ("n", "within_10", "mape", "measured_with")
+
+
+def roofline_evaluation(doc: Any) -> dict[str, Any]:
+    """A device record's ``roofline_evaluation``: the analytic roofline's error measured on
+    that device outside a calibration (e.g. the shipped H200's, by
+    ``benchmarks/bench_gpu_roofline.py``), so a prediction there can say how far off the
+    roofline was. Needs ``n`` (cases), ``within_10`` and ``mape`` (fractions) and
+    ``measured_with`` (the runtime timed: it is not always the server's); other keys
+    (``kendall``, ``cases``, ``date``, ``how``, ...) are kept. None or {} is none."""
+    if not doc:
+        return {}
+    if not isinstance(doc, Mapping) or any(k not in doc for k in ROOFLINE_EVALUATION_KEYS):
+        raise InvalidRequestError(f"roofline_evaluation needs {list(ROOFLINE_EVALUATION_KEYS)}, got {doc!r}")
+    try:
+        n, within, mape = int(doc["n"]), float(doc["within_10"]), float(doc["mape"])
+    except (TypeError, ValueError) as e:
+        raise InvalidRequestError(f"roofline_evaluation: {e}") from e
+    if n < 1 or not 0.0 <= within <= 1.0 or not mape >= 0.0 or not str(doc["measured_with"]).strip():
+        raise InvalidRequestError(f"roofline_evaluation out of range: {doc!r}")
+    return {**doc, "n": n, "within_10": within, "mape": mape, "measured_with": str(doc["measured_with"])}
 
 
 class Catalogue:

@@ -282,13 +282,14 @@ ROOFLINE_VERSION = "1"
 
 
 def roofline_prediction(r: RooflinePrediction, *, heldout_error_pct: float = 0.0,
-                        heldout_within_10pct: float = 0.0) -> prediction_pb2.LatencyPrediction:
-    """The analytic prediction; its error is known only once the device was calibrated."""
-    note = (
-        "analytic roofline: per node max(FLOPs / peak, bytes / bandwidth) + per-op overhead, summed"
-        if heldout_error_pct
-        else "analytic roofline, not yet evaluated against measurements on this device"
-    )
+                        heldout_within_10pct: float = 0.0, evaluated_by: str = "") -> prediction_pb2.LatencyPrediction:
+    """The analytic prediction; its error is known once it was measured on the device
+    (``evaluated_by`` says how: a calibration's held-out models, or the catalogue's record)."""
+    how = "analytic roofline: per node max(FLOPs / peak, bytes / bandwidth) + per-op overhead, summed"
+    if heldout_error_pct:
+        note = f"{how}; error measured on {evaluated_by}" if evaluated_by else how
+    else:
+        note = "analytic roofline, not yet evaluated against measurements on this device"
     return prediction_pb2.LatencyPrediction(
         latency_ms=indicators_pb2.Figure(
             value=r.latency_ms,

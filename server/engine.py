@@ -356,12 +356,13 @@ class Engine:
                 if learned is not None:
                     entry.predictions.append(learned)
             if "roofline" in wanted:
-                accuracy = self._roofline_accuracy(device.id)
+                accuracy, evaluated_by = self._roofline_accuracy(device)
                 entry.predictions.append(
                     encode.roofline_prediction(
                         predict_roofline(counted.analysis, device),
                         heldout_error_pct=100 * accuracy.get("mape", 0.0),
                         heldout_within_10pct=accuracy.get("within_10", 0.0),
+                        evaluated_by=evaluated_by,
                     )
                 )
             entry.peak_memory_bytes.CopyFrom(encode.peak_memory_figure(counted.analysis))
@@ -381,11 +382,22 @@ class Engine:
             )
         return prediction
 
-    def _roofline_accuracy(self, device_id: str) -> dict[str, float]:
-        """Held-out error of the roofline on a calibrated device ({} when not calibrated)."""
-        predictor = self.learned.get(device_id)
+    def _roofline_accuracy(self, device: Device) -> tuple[dict[str, Any], str]:
+        """The roofline's measured error on ``device`` and what measured it: the held-out
+        models of its latest calibration, else the catalogue's ``roofline_evaluation``
+        (({}, "") when neither exists)."""
+        predictor = self.learned.get(device.id)
         meta = getattr(predictor, "metadata_", None) or {}
-        return heldout_summary(meta, "roofline")
+        held = heldout_summary(meta, "roofline")
+        if held:
+            n = f"{int(held['n'])} " if held.get("n") else ""
+            return held, f"{n}held-out models of this server's latest calibration"
+        ev = device.roofline_evaluation
+        if ev:
+            what = f"{ev['n']} cases ({ev['cases']})" if ev.get("cases") else f"{ev['n']} cases"
+            when = f", {ev['date']}" if ev.get("date") else ""
+            return dict(ev), f"{what} timed with {ev['measured_with']}{when}, not by this server"
+        return {}, ""
 
     def measure(
         self,

@@ -11,6 +11,7 @@ from nascost.predictors.devices import (
     Device,
     DeviceSpec,
     load_shipped_catalogue,
+    roofline_evaluation,
     validate_device_id,
 )
 from nascost.predictors.errors import DeviceExistsError, InvalidRequestError, UnknownDeviceError
@@ -66,6 +67,26 @@ def test_shipped_catalogue_has_named_sources_and_dense_figures() -> None:
     assert devs["nvidia-h200-sxm"].spec.peak_flops_per_s == h100.peak_flops_per_s
     # derived CPU peak: Raspberry Pi 5 = 4 cores x 16 FLOP/cycle x 2.4 GHz
     assert devs["raspberry-pi-5"].spec.peak_flops_per_s["float32"] == pytest.approx(4 * 16 * 2.4e9)
+
+
+def test_a_catalogue_record_may_carry_the_rooflines_measured_error() -> None:
+    devs = {d.id: d for d in load_shipped_catalogue()}
+    ev = devs["nvidia-h200-sxm"].roofline_evaluation
+    assert ev["n"] == 27 and 0 < ev["within_10"] < 1 and ev["mape"] > 0
+    assert "not onnxruntime" in ev["measured_with"]  # the runtime it timed is named
+    assert devs["nvidia-h100-sxm5"].roofline_evaluation == {}
+    again = Device.from_dict(json.loads(json.dumps(devs["nvidia-h200-sxm"].to_dict())))
+    assert again.roofline_evaluation == ev
+    assert roofline_evaluation(None) == {} and roofline_evaluation({}) == {}
+    for bad in (
+        {"n": 27, "within_10": 0.1, "mape": 0.5},  # what it was timed with is missing
+        {"n": 0, "within_10": 0.1, "mape": 0.5, "measured_with": "x"},
+        {"n": 3, "within_10": 1.5, "mape": 0.5, "measured_with": "x"},
+        {"n": 3, "within_10": 0.5, "mape": "much", "measured_with": "x"},
+        ["n", 3],
+    ):
+        with pytest.raises(InvalidRequestError):
+            roofline_evaluation(bad)
 
 
 def test_catalogue_file_is_package_data() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nascost.client import Client, FailedPrecondition, InvalidArgument, NotFound
+from nascost.predictors.devices import load_shipped_catalogue
 from nascost.server.demo import tiny_resnet
 from nascost.v1 import indicators_pb2, measurement_pb2
 
@@ -42,6 +43,25 @@ def test_predict_every_device_and_bad_requests(server_target: str) -> None:
             c.predict(model, device_ids=["local"], dim_values={"batch": 1}, predictors=["oracle"])
         with pytest.raises(FailedPrecondition, match="calibrate"):
             c.predict(model, device_ids=["nvidia-t4"], dim_values={"batch": 1}, predictors=["learned"])
+
+
+def test_the_roofline_says_how_far_off_it_was_where_the_catalogue_measured_it(server_target: str) -> None:
+    model = tiny_resnet()
+    with Client(server_target) as c:
+        r = c.predict(model, device_ids=["nvidia-h200-sxm", "nvidia-h100-sxm5"], dim_values={"batch": 1}, predictors=["roofline"])
+    got = {d.device_id: d.predictions[0] for d in r.devices}
+    h200 = got["nvidia-h200-sxm"]
+    ev = {d.id: d for d in load_shipped_catalogue()}["nvidia-h200-sxm"].roofline_evaluation
+    # the catalogue's record (bench_gpu_roofline on the lent H200), not this server's measurements
+    assert h200.latency_ms.provenance.error_is_evaluated
+    assert h200.latency_ms.provenance.expected_error_pct == pytest.approx(100 * ev["mape"])
+    assert h200.heldout_within_10pct == pytest.approx(ev["within_10"])
+    note = h200.latency_ms.provenance.note
+    assert "27 cases" in note and "CUDA-graph" in note and "not by this server" in note
+    # a catalogue device nobody measured stays unevaluated
+    h100 = got["nvidia-h100-sxm5"]
+    assert not h100.latency_ms.provenance.error_is_evaluated and h100.heldout_within_10pct == 0
+    assert "not yet evaluated" in h100.latency_ms.provenance.note
 
 
 def test_estimate_counts_predicts_and_measures(server_target: str) -> None:
