@@ -240,8 +240,13 @@ class KernelLatencyRegressor:
         self.peak_flops_per_s = peak_flops_per_s
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
         self.overhead_us = overhead_us
-        # category -> coefficients of ROW_PRIOR_BASIS (µs); fitted by fit() when None
+        # category -> coefficients of ROW_PRIOR_BASIS (µs): given (a loaded artifact's), or
+        # None to fit them in fit() (``row_prior_``)
         self.row_prior = None if row_prior is None else {c: tuple(float(v) for v in cs) for c, cs in row_prior.items()}
+
+    def _row_prior(self) -> Mapping[str, Sequence[float]]:
+        fitted = getattr(self, "row_prior_", None)
+        return fitted if fitted is not None else (self.row_prior or {})
 
     def prior_us(self, X: np.ndarray) -> np.ndarray:
         """The kernel roofline (µs) of each row of a :func:`kernel_matrix` (ones when off)."""
@@ -251,7 +256,7 @@ class KernelLatencyRegressor:
             flops = np.expm1(X[:, _K_FLOPS].astype(np.float64))
             nbytes = np.expm1(X[:, _K_BYTES].astype(np.float64))
             out = 1e6 * np.maximum(flops / self.peak_flops_per_s, nbytes / self.bandwidth_bytes_per_s) + self.overhead_us
-        for cat, coef in (self.row_prior or {}).items() if X.shape[1] == len(KERNEL_FEATURES) else ():
+        for cat, coef in self._row_prior().items() if X.shape[1] == len(KERNEL_FEATURES) else ():
             rows = X[:, _CAT_COLS[cat]] > 0.5
             if rows.any():
                 out[rows] = np.maximum(_row_basis(X[rows]) @ np.asarray(coef), ROW_PRIOR_MIN_US)
@@ -262,7 +267,7 @@ class KernelLatencyRegressor:
             "peak_flops_per_s": self.peak_flops_per_s,
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "overhead_us": self.overhead_us,
-            "row_prior": {"basis_us": list(ROW_PRIOR_BASIS), **{c: list(v) for c, v in (self.row_prior or {}).items()}},
+            "row_prior": {"basis_us": list(ROW_PRIOR_BASIS), **{c: list(v) for c, v in self._row_prior().items()}},
         }
 
     def _params(self) -> dict[str, Any]:
@@ -284,12 +289,15 @@ class KernelLatencyRegressor:
         y = np.log(np.maximum(np.asarray(y_us, dtype=np.float64), 1e-3))
         if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
             raise InvalidRequestError(f"X must be (n, d) with n = len(y) > 0, got {X.shape} and {y.shape}")
-        if self.row_prior is None:
-            self.row_prior = {}
-            for cat in ROW_PRIOR_CATEGORIES if X.shape[1] == len(KERNEL_FEATURES) else ():
+        fitted: dict[str, tuple[float, ...]] = {}
+        if self.row_prior is not None:
+            fitted.update(self.row_prior)
+        elif X.shape[1] == len(KERNEL_FEATURES):
+            for cat in ROW_PRIOR_CATEGORIES:
                 rows = X[:, _CAT_COLS[cat]] > 0.5
                 if rows.sum() >= ROW_PRIOR_MIN_KERNELS:
-                    self.row_prior[cat] = fit_row_prior(X[rows], np.exp(y[rows]))
+                    fitted[cat] = fit_row_prior(X[rows], np.exp(y[rows]))
+        self.row_prior_ = fitted
         y = y - np.log(self.prior_us(X))
         self.booster_ = xgb.train(self._params(), xgb.DMatrix(X, label=y), num_boost_round=self.n_estimators)
         self.n_features_in_ = X.shape[1]

@@ -262,15 +262,16 @@ def test_norms_take_a_fitted_per_row_prior_that_carries_to_unseen_sizes(tmp_path
     # per-row cost dominates
     Xt, yt = _layer_norms([1024, 4096, 16384], [4, 8])
     k = KernelLatencyRegressor(peak_flops_per_s=1e11, bandwidth_bytes_per_s=1e10).fit(X, y)
-    assert set(k.row_prior or {}) == {"norm"}
+    assert k.row_prior is None and set(k.row_prior_) == {"norm"}  # a parameter stays as given
     assert np.max(np.abs(k.predict(Xt) / yt - 1)) < 0.05
     # on the roofline alone the trees hold the efficiency of the narrowest training kernels
     roof = KernelLatencyRegressor(peak_flops_per_s=1e11, bandwidth_bytes_per_s=1e10, row_prior={}).fit(X, y)
     assert np.max(np.abs(roof.predict(Xt) / yt - 1)) > 0.12
     # an artifact's metadata carries the coefficients; one saved without them has none
     params = json.loads(json.dumps(k.prior_params()))
-    assert params["row_prior"]["norm"] == pytest.approx(list(k.row_prior["norm"]))  # type: ignore[index]
-    assert _read_row_prior(params["row_prior"]) == k.row_prior
+    assert params["row_prior"]["norm"] == pytest.approx(list(k.row_prior_["norm"]))
+    assert _read_row_prior(params["row_prior"]) == k.row_prior_
+    assert roof.row_prior_ == {} and "norm" not in roof.prior_params()["row_prior"]
     assert _read_row_prior(None) == {}
     with pytest.raises(InvalidRequestError):
         _read_row_prior({"basis_us": ["1", "rows"], "norm": [1.0, 2.0]})
