@@ -669,7 +669,7 @@ _FUSED_OPS = frozenset({"BiasGelu", "Gelu", "FastGelu", "QuickGelu", "SkipLayerN
 _SPATIAL = frozenset({"conv", "conv_depthwise", "pool", "global_pool", "reorder"})
 # columns holding log1p(max(v, 0)) of a raw count (applied to the whole matrix at once)
 _KLOG_COLS = np.asarray([i for i, k in enumerate(KERNEL_FEATURES) if k.startswith("log_")], dtype=np.intp)
-_CAT_COL: dict[str, int] = {c: _KIDX[f"cat_{c}"] for c in CATEGORIES}
+CATEGORY_COLUMN: dict[str, int] = {c: _KIDX[f"cat_{c}"] for c in CATEGORIES}  # category -> its one-hot column
 
 
 def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None, reuse_ms: float = 0.0) -> list[float]:
@@ -730,7 +730,7 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None, reuse_ms: float 
     cat = _CATEGORY.get(base, "other")
     if cat == "conv" and depthwise:
         cat = "conv_depthwise"
-    row[_CAT_COL[cat]] = 1.0
+    row[CATEGORY_COLUMN[cat]] = 1.0
     row[ix["log_macs"]] = macs
     row[ix["log_flops"]] = flops
     row[ix["log_in_elems"]] = in_elems

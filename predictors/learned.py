@@ -107,7 +107,7 @@ from nascost.predictors.analysis import Analysis
 from nascost.predictors.devices import Device, validate_device_id
 from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
 from nascost.predictors.features import (
-    CATEGORIES,
+    CATEGORY_COLUMN,
     GRAPH_FEATURES,
     KERNEL_FEATURES,
     KernelRecord,
@@ -131,7 +131,6 @@ ARTIFACT_VERSION = 4
 _K_FLOPS = KERNEL_FEATURES.index("log_flops")
 _K_BYTES = KERNEL_FEATURES.index("log_bytes")
 _K_REUSE = KERNEL_FEATURES.index("log_reuse_ms")
-_CAT_COLS = {c: KERNEL_FEATURES.index(f"cat_{c}") for c in CATEGORIES}
 ROW_PRIOR_CATEGORIES = ("norm",)  # kernel categories whose prior is fitted (see KernelLatencyRegressor)
 ROW_PRIOR_BASIS = ("1", "flops", "bytes", "rows")  # the fitted prior's terms, each times a coefficient in µs
 _ROW_PRIOR_COLS = tuple(KERNEL_FEATURES.index(c) for c in ("log_flops", "log_bytes", "log_rows"))
@@ -240,13 +239,9 @@ class KernelLatencyRegressor:
         self.peak_flops_per_s = peak_flops_per_s
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
         self.overhead_us = overhead_us
-        # category -> coefficients of ROW_PRIOR_BASIS (µs): given (a loaded artifact's), or
-        # None to fit them in fit() (``row_prior_``)
-        self.row_prior = None if row_prior is None else {c: tuple(float(v) for v in cs) for c, cs in row_prior.items()}
-
-    def _row_prior(self) -> Mapping[str, Sequence[float]]:
-        fitted = getattr(self, "row_prior_", None)
-        return fitted if fitted is not None else (self.row_prior or {})
+        # category -> coefficients of ROW_PRIOR_BASIS (µs) to use as given; None: fit() fits
+        # them. Either way fit() leaves the ones in use in ``row_prior_``.
+        self.row_prior = row_prior
 
     def prior_us(self, X: np.ndarray) -> np.ndarray:
         """The kernel roofline (µs) of each row of a :func:`kernel_matrix` (ones when off)."""
@@ -256,8 +251,8 @@ class KernelLatencyRegressor:
             flops = np.expm1(X[:, _K_FLOPS].astype(np.float64))
             nbytes = np.expm1(X[:, _K_BYTES].astype(np.float64))
             out = 1e6 * np.maximum(flops / self.peak_flops_per_s, nbytes / self.bandwidth_bytes_per_s) + self.overhead_us
-        for cat, coef in self._row_prior().items() if X.shape[1] == len(KERNEL_FEATURES) else ():
-            rows = X[:, _CAT_COLS[cat]] > 0.5
+        for cat, coef in getattr(self, "row_prior_", {}).items() if X.shape[1] == len(KERNEL_FEATURES) else ():
+            rows = X[:, CATEGORY_COLUMN[cat]] > 0.5
             if rows.any():
                 out[rows] = np.maximum(_row_basis(X[rows]) @ np.asarray(coef), ROW_PRIOR_MIN_US)
         return out
@@ -267,7 +262,7 @@ class KernelLatencyRegressor:
             "peak_flops_per_s": self.peak_flops_per_s,
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "overhead_us": self.overhead_us,
-            "row_prior": {"basis_us": list(ROW_PRIOR_BASIS), **{c: list(v) for c, v in self._row_prior().items()}},
+            "row_prior": {"basis_us": list(ROW_PRIOR_BASIS), **{c: list(v) for c, v in getattr(self, "row_prior_", {}).items()}},
         }
 
     def _params(self) -> dict[str, Any]:
@@ -291,10 +286,10 @@ class KernelLatencyRegressor:
             raise InvalidRequestError(f"X must be (n, d) with n = len(y) > 0, got {X.shape} and {y.shape}")
         fitted: dict[str, tuple[float, ...]] = {}
         if self.row_prior is not None:
-            fitted.update(self.row_prior)
+            fitted.update({c: tuple(float(v) for v in cs) for c, cs in self.row_prior.items()})
         elif X.shape[1] == len(KERNEL_FEATURES):
             for cat in ROW_PRIOR_CATEGORIES:
-                rows = X[:, _CAT_COLS[cat]] > 0.5
+                rows = X[:, CATEGORY_COLUMN[cat]] > 0.5
                 if rows.sum() >= ROW_PRIOR_MIN_KERNELS:
                     fitted[cat] = fit_row_prior(X[rows], np.exp(y[rows]))
         self.row_prior_ = fitted
@@ -1029,8 +1024,8 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
             peak_flops_per_s=float(kp.get("peak_flops_per_s", 0.0)),
             bandwidth_bytes_per_s=float(kp.get("bandwidth_bytes_per_s", 0.0)),
             overhead_us=float(kp.get("overhead_us", KERNEL_OVERHEAD_US)),
-            row_prior=_read_row_prior(kp.get("row_prior")),
         )
+        k.row_prior_ = _read_row_prior(kp.get("row_prior"))
         k.booster_ = booster("kernel")
         k.n_features_in_ = len(KERNEL_FEATURES)
         p.kernel_model_ = k
@@ -1046,18 +1041,20 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
 
 
 def _read_row_prior(doc: Any) -> dict[str, tuple[float, ...]]:
-    """A saved ``kernel_prior.row_prior``; none (an artifact from before it) is an empty one."""
+    """A saved ``kernel_prior.row_prior``; none (an artifact from before it) is an empty one.
+    One this version cannot read is :class:`NotCalibratedError`, like any other artifact
+    mismatch."""
     if not doc:
         return {}
+    bad = NotCalibratedError(f"artifact kernel_prior.row_prior {doc!r} is not of basis {list(ROW_PRIOR_BASIS)}; recalibrate")
     if not isinstance(doc, Mapping) or list(doc.get("basis_us", ())) != list(ROW_PRIOR_BASIS):
-        raise InvalidRequestError(f"kernel_prior.row_prior: want basis {list(ROW_PRIOR_BASIS)}, got {doc!r}")
-    out = {}
-    for cat, coef in doc.items():
-        if cat == "basis_us":
-            continue
-        if cat not in _CAT_COLS or len(coef) != len(ROW_PRIOR_BASIS):
-            raise InvalidRequestError(f"kernel_prior.row_prior: bad entry {cat!r}: {coef!r}")
-        out[cat] = tuple(float(v) for v in coef)
+        raise bad
+    try:
+        out = {str(c): tuple(float(v) for v in coef) for c, coef in doc.items() if c != "basis_us"}
+    except (TypeError, ValueError) as e:
+        raise bad from e
+    if any(c not in CATEGORY_COLUMN or len(coef) != len(ROW_PRIOR_BASIS) for c, coef in out.items()):
+        raise bad
     return out
 
 

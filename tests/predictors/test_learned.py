@@ -10,7 +10,7 @@ import pytest
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.devices import Device, DeviceSpec
-from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
+from nascost.predictors.errors import NotCalibratedError
 from nascost.predictors.features import (
     GRAPH_FEATURES,
     KERNEL_FEATURES,
@@ -273,8 +273,10 @@ def test_norms_take_a_fitted_per_row_prior_that_carries_to_unseen_sizes(tmp_path
     assert _read_row_prior(params["row_prior"]) == k.row_prior_
     assert roof.row_prior_ == {} and "norm" not in roof.prior_params()["row_prior"]
     assert _read_row_prior(None) == {}
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(NotCalibratedError):
         _read_row_prior({"basis_us": ["1", "rows"], "norm": [1.0, 2.0]})
+    with pytest.raises(NotCalibratedError):  # a corrupt entry is a clear error, not a TypeError
+        _read_row_prior({"basis_us": params["row_prior"]["basis_us"], "norm": 3.0})
 
 
 def test_kernels_from_profile_takes_medians() -> None:
