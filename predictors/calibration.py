@@ -80,7 +80,9 @@ from nascost.predictors.calibration_data import (
     DATA_FILE,
     CalibrationData,
     Examples,
+    RepeatAgreement,
     reference_example,
+    repeat_agreement,
 )
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError, NascostError
@@ -166,6 +168,8 @@ class CalibrationReport:
     selected_predictor: str = LEARNED_VARIANT  # what "learned" is
     # measurements behind each held-out reference latency: how many pairs had 1, 2, ...
     heldout_measurements: dict[int, int] = field(default_factory=dict)
+    # how closely two measurements of one held-out model agree, per batch size: the machine's noise
+    repeat_agreement: dict[str, RepeatAgreement] = field(default_factory=dict)
     # what each latency is: {"timing_statistic": ..., "settings": {...}} (also in metadata.json)
     measurement: dict[str, Any] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
@@ -182,6 +186,7 @@ class CalibrationReport:
             "n_failed": self.n_failed,
             "selected_predictor": self.selected_predictor,
             "heldout_measurements": {str(k): v for k, v in sorted(self.heldout_measurements.items())},
+            "repeat_agreement": {b: r.to_dict() for b, r in self.repeat_agreement.items()},
             "accuracy": {b: {p: r.to_dict() for p, r in d.items()} for b, d in self.accuracy.items()},
             "few_shot": {b: {str(k): r.to_dict() for k, r in d.items()} for b, d in self.few_shot.items()},
             "train_families": dict(self.train_families),
@@ -223,7 +228,21 @@ class CalibrationReport:
                 + ", ".join(f"{v} pairs from {k}" for k, v in sorted(self.heldout_measurements.items()))
                 + ")"
             )
+        lines.extend(repeat_agreement_lines(self.repeat_agreement))
         return "\n".join(lines)
+
+
+def repeat_agreement_lines(agreement: Mapping[str, RepeatAgreement | Mapping[str, Any]]) -> list[str]:
+    """The report's lines on how closely held-out repeats agree (objects or their ``to_dict()``)."""
+    out = []
+    for b, r in agreement.items():
+        d = r.to_dict() if isinstance(r, RepeatAgreement) else r
+        out.append(
+            f"{b:>5} held-out repeats (same model, minutes apart): {100 * float(d['within_10']):.1f}% of "
+            f"{int(d['n'])} agree within 10 % (median difference {100 * float(d['median_difference']):.1f} %)"
+            ": the machine's own noise, to read the ±10 % figures by"
+        )
+    return out
 
 
 def _kernels(raw: Sequence[Any]) -> tuple[KernelRecord, ...]:
@@ -746,6 +765,7 @@ def _fit_and_report(
                     adapted = source_predictor.adapted(device, train[:k])
                     few[group][k] = accuracy_report(y, adapted.predict(exs))
 
+    agreement = repeat_agreement(data)
     fam_counts: dict[str, int] = {}
     for e in train:
         fam_counts[e.family] = fam_counts.get(e.family, 0) + 1
@@ -757,6 +777,7 @@ def _fit_and_report(
         n_train=len(train),
         n_heldout=len(heldout),
         heldout_measurements=n_measurements,
+        repeat_agreement=agreement,
         n_failed=n_failed,
         accuracy=accuracy,
         few_shot=few,
@@ -774,6 +795,7 @@ def _fit_and_report(
             extra={
                 **dict(metadata),
                 "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
+                "repeat_agreement": {b: r.to_dict() for b, r in agreement.items()},
                 "calibration_data": DATA_FILE,
             },
             files={DATA_FILE: data.to_bytes()},

@@ -227,6 +227,54 @@ class CalibrationData:
         return Examples(train, heldout, [key[0] for key in first], counts)
 
 
+@dataclass(frozen=True, slots=True)
+class RepeatAgreement:
+    """How closely two measurements of one held-out model, taken minutes apart, agree.
+
+    This is the machine's own noise, independent of any predictor. A held-out reference is
+    the median of such measurements and carries part of it: where two measurements of one
+    model agree within 10 % only half of the time (a busy shared host), no predictor's share
+    within ±10 % of the references says much, however good the predictor.
+
+    Attributes:
+        n: held-out (model, batch size) pairs measured at least twice.
+        within_10: share of them whose first two measurements differ by at most 10 %
+            (the slower at most 1.10x the faster).
+        median_difference: median over them of ``slower / faster - 1``.
+    """
+
+    n: int
+    within_10: float
+    median_difference: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"n": self.n, "within_10": self.within_10, "median_difference": self.median_difference}
+
+
+def repeat_agreement(data: CalibrationData) -> dict[str, RepeatAgreement]:
+    """:class:`RepeatAgreement` of ``data``'s held-out repeats per batch size (key ``str(b)``),
+    and over all of them (``"all"``) when there are several batch sizes; a batch size with
+    no repeated held-out model is left out."""
+    firsts: dict[tuple[int, int], list[float]] = {}
+    for m in data.measurements:
+        if m.heldout_model is not None:
+            ys = firsts.setdefault((m.heldout_model, m.batch_size), [])
+            if len(ys) < 2:
+                ys.append(m.latency_ms)
+    diffs: dict[str, list[float]] = {}
+    batches = sorted({b for _, b in firsts})
+    for (_, b), ys in firsts.items():
+        if len(ys) == 2:
+            d = max(ys) / min(ys) - 1.0
+            diffs.setdefault(str(b), []).append(d)
+            if len(batches) > 1:
+                diffs.setdefault("all", []).append(d)
+    return {
+        k: RepeatAgreement(len(v), float(np.mean(np.asarray(v) <= 0.10 + 1e-12)), float(np.median(v)))
+        for k, v in sorted(diffs.items(), key=lambda kv: -1 if kv[0] == "all" else int(kv[0]))
+    }
+
+
 def reference_example(first: TrainingExample, latencies: Sequence[float]) -> TrainingExample:
     """A held-out reference: the model's first measured example at the median of its
     latencies (measurements at different times; see :mod:`nascost.predictors.calibration`)."""

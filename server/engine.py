@@ -520,6 +520,7 @@ class Engine:
             "accuracy": meta.get("heldout_metrics", {}),
             "selected_variant": meta.get("selected_variant", ""),
             "heldout_measurements": meta.get("heldout_measurements", {}),
+            "repeat_agreement": meta.get("repeat_agreement", {}),
         }
         return report_proto(report, str(meta.get("version", "")))
 

@@ -157,6 +157,12 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
     )
     for k, v in (d.get("heldout_measurements") or {}).items():
         out.heldout_measurements[int(k)] = int(v)
+    for b, r in (d.get("repeat_agreement") or {}).items():
+        out.repeat_agreement.append(
+            prediction_pb2.RepeatAgreement(
+                batch=str(b), n=int(r["n"]), within_10pct=float(r["within_10"]), median_difference=float(r["median_difference"])
+            )
+        )
     groups: Mapping[str, Mapping[str, Any]] = d.get("accuracy", {})
     for group, by_predictor in groups.items():
         for name, m in by_predictor.items():

@@ -9,8 +9,14 @@ import pytest
 from ortprofile import CPU_1T, ort_measure
 
 from nascost.predictors.analysis import analyze
-from nascost.predictors.calibration import calibrate, refit
-from nascost.predictors.calibration_data import DATA_FILE, CalibrationData, read_calibration_data
+from nascost.predictors.calibration import calibrate, refit, repeat_agreement_lines
+from nascost.predictors.calibration_data import (
+    DATA_FILE,
+    CalibrationData,
+    Measurement,
+    read_calibration_data,
+    repeat_agreement,
+)
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.features import graph_features, pseudo_kernels
 from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
@@ -75,6 +81,12 @@ def test_a_calibration_keeps_every_measurement_beside_its_predictor(calibrated: 
     # training measurements are examples one to one; a model measured at 2 batch sizes is stored once
     assert len(data.models) < len(data.measurements)
     assert all(k.latency_us is not None for e in ex.train for k in e.kernels)
+    # the report says how closely each held-out model's repeats agreed, as the data does
+    # (a short calibration on a slow machine may have no time for repeats: then there is none)
+    assert rep.repeat_agreement == repeat_agreement(data)
+    assert meta["repeat_agreement"] == {b: r.to_dict() for b, r in rep.repeat_agreement.items()}
+    repeated = sum(n for k, n in rep.heldout_measurements.items() if k >= 2)
+    assert (rep.repeat_agreement["all"].n if rep.repeat_agreement else 0) == repeated
     # each held-out reference is the median of its model's measurements at that batch size
     for e, model in zip(ex.heldout, ex.heldout_model, strict=True):
         ys = sorted(m.latency_ms for m in data.measurements if m.heldout_model == model and m.batch_size == e.batch_size)
@@ -131,3 +143,30 @@ def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, t
         spoil(bad)
         with pytest.raises(InvalidRequestError, match="malformed calibration data"):
             CalibrationData.from_bytes(gzip.compress(json.dumps(bad).encode()))
+
+
+def test_repeat_agreement_compares_each_held_out_models_first_two_measurements() -> None:
+    def m(held: int | None, batch: int, ms: float) -> Measurement:
+        phase = "explore" if held is None else "heldout"
+        return Measurement("k", "f", {}, phase, batch, ms, (), held)
+
+    data = CalibrationData(
+        batch_sizes=(1, 8),
+        measurements=[
+            m(0, 1, 1.00), m(None, 1, 5.0), m(0, 1, 1.05), m(0, 1, 2.0),  # 5 % apart; a third is ignored
+            m(1, 1, 1.20), m(1, 1, 1.00),  # 20 % apart, the slower first
+            m(2, 1, 3.00),  # measured once: no pair
+            m(0, 8, 2.00), m(0, 8, 1.90),  # 5.3 % apart
+            m(None, 8, 9.0), m(None, 8, 1.0),  # training: never compared
+        ],
+    )
+    got = {b: r.to_dict() for b, r in repeat_agreement(data).items()}
+    assert list(got) == ["all", "1", "8"]
+    assert got["1"] == pytest.approx({"n": 2, "within_10": 0.5, "median_difference": (0.05 + 0.20) / 2})
+    assert got["8"] == pytest.approx({"n": 1, "within_10": 1.0, "median_difference": 2.0 / 1.9 - 1})
+    assert got["all"] == pytest.approx({"n": 3, "within_10": 2 / 3, "median_difference": 2.0 / 1.9 - 1})
+    lines = repeat_agreement_lines(repeat_agreement(data))
+    assert len(lines) == 3 and "50.0% of 2 agree within 10 % (median difference 12.5 %)" in lines[1]
+    # exactly 10 % apart agrees; a data set without repeats has nothing to say
+    assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(0, 1, 1.1)]))["1"].within_10 == 1.0
+    assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(None, 1, 1.0)])) == {}

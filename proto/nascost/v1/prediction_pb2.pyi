@@ -85,7 +85,7 @@ class PredictorMetrics(_message.Message):
     def __init__(self, predictor: _Optional[str] = ..., n: _Optional[int] = ..., within_5pct: _Optional[float] = ..., within_10pct: _Optional[float] = ..., within_15pct: _Optional[float] = ..., rmspe: _Optional[float] = ..., mape: _Optional[float] = ..., spearman: _Optional[float] = ..., kendall: _Optional[float] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor", "heldout_measurements")
+    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor", "heldout_measurements", "repeat_agreement")
     class HeldoutMeasurementsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class CalibrationReport(_message.Message):
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
     SELECTED_PREDICTOR_FIELD_NUMBER: _ClassVar[int]
     HELDOUT_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     artifact_version: str
     train_models: int
@@ -111,7 +112,20 @@ class CalibrationReport(_message.Message):
     elapsed_s: float
     selected_predictor: str
     heldout_measurements: _containers.ScalarMap[int, int]
-    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    repeat_agreement: _containers.RepeatedCompositeFieldContainer[RepeatAgreement]
+    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ..., repeat_agreement: _Optional[_Iterable[_Union[RepeatAgreement, _Mapping]]] = ...) -> None: ...
+
+class RepeatAgreement(_message.Message):
+    __slots__ = ("batch", "n", "within_10pct", "median_difference")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_10PCT_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    batch: str
+    n: int
+    within_10pct: float
+    median_difference: float
+    def __init__(self, batch: _Optional[str] = ..., n: _Optional[int] = ..., within_10pct: _Optional[float] = ..., median_difference: _Optional[float] = ...) -> None: ...
 
 class CalibrateProgress(_message.Message):
     __slots__ = ("stage", "fraction", "message")
