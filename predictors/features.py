@@ -20,6 +20,7 @@ built from its names, never by position.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import statistics
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nascost.predictors.analysis import Analysis, NodeResult
+from nascost.predictors.costs.shapes import nchwc_block_from_weights
 from nascost.predictors.graph import Graph
 
 logger = logging.getLogger(__name__)
@@ -282,10 +284,13 @@ def _silu_sigmoid(mul: Any, producer: Mapping[str, Any], users: Mapping[str, lis
 
 
 def _blocked_source(
-    tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any], users: Mapping[str, list[Any]]
+    tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any], users: Mapping[str, list[Any]], block: int
 ) -> bool:
     """Whether onnxruntime computes ``tensor`` in the blocked layout: a Conv's output (with
-    what it absorbed), a pool's, or a SiLU's (``x * Sigmoid(x)``, run as QuickGelu)."""
+    what it absorbed), a pool's, or a SiLU's (``x * Sigmoid(x)``, run as QuickGelu). Without
+    the blocked layout (``block`` 0) nothing is (a rule not checked against such a host)."""
+    if block < 2:
+        return False
     if tensor in conv_of:
         return True
     node = producer_of.get(tensor)
@@ -293,7 +298,7 @@ def _blocked_source(
         return False
     if node.op_type in _BLOCKED_POOLS and node.inputs and node.inputs[0] is not None:
         xs: Sequence[int | None] = node.inputs[0].shape or ()  # blocked on whole blocks of channels only
-        return node.inputs[0].name in conv_of and len(xs) > 1 and (xs[1] or 0) % _NCHWC_BLOCK == 0
+        return node.inputs[0].name in conv_of and len(xs) > 1 and (xs[1] or 0) % block == 0
     return _silu_sigmoid(node, producer_of, users) is not None
 
 
@@ -305,13 +310,20 @@ def _dims(t: Any) -> tuple[int, ...]:
     return tuple(int(d or 0) for d in (s or ()))
 
 
-def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
+def pseudo_kernels(graph: Graph, *, nchwc_block: int | None = None) -> list[KernelRecord]:
     """The kernels onnxruntime's CPU provider would run for ``graph``, approximately.
 
     Folds an activation (and a residual ``Add``) into the Conv before it when the Conv's
     output has no other consumer, and drops nodes whose inputs are all constants and
     metadata-only ops (the runtime folds them away).
+
+    Args:
+        nchwc_block: the channel block of onnxruntime's NCHWc layout on the device whose
+            kernels these describe (16 with AVX-512, 8 with AVX2, 0 where nothing runs
+            blocked); default this host's (:func:`host_nchwc_block`). A learned predictor
+            passes the block its training profiles showed.
     """
+    block = host_nchwc_block() if nchwc_block is None else int(nchwc_block)
     producer_of, users = _graph_links(graph)
     consumers = {t: len(u) for t, u in users.items()}
     out_names = {t.name for t in graph.outputs}
@@ -332,7 +344,9 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             # onnxruntime folds a residual Add into a blocked Conv only when the other operand
             # is blocked too: from a Conv, a pool or a SiLU, not from (say) a squeeze-excitation's
             # Mul (an Add of a constant folds into the Conv's bias)
-            if len(candidates) == 2 and not all(_blocked_source(t.name, conv_of, producer_of, users) for t in candidates):
+            if len(candidates) == 2 and not all(
+                _blocked_source(t.name, conv_of, producer_of, users, block) for t in candidates
+            ):
                 continue
         else:
             continue
@@ -360,7 +374,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
     _fold_gelu_and_matmul(
         graph, consumers, out_names, folded, fused_count, final_out, rename, producer_of, users, extra_inputs
     )
-    nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of, rename)
+    nchwc = _nchwc_nodes(graph, folded, conv_of, producer_of, rename, block) if block > 1 else set()
     depthwise_convs = _depthwise_nodes(graph)
     recs = []
     reordered_in: set[str] = set()
@@ -375,7 +389,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
         out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
         if len(ins) == 1 and _to_channels_last(n) and ins[0].known and _effective_producer(ins[0].name, conv_of, producer_of) in nchwc:
             # a blocked tensor transposed to NHWC: one ReorderOutput writes it channels-last
-            recs.append(KernelRecord(n.name, "ReorderOutput", (_pad_channels(_dims(ins[0])),), out_shapes))
+            recs.append(KernelRecord(n.name, "ReorderOutput", (_pad_channels(_dims(ins[0]), block),), out_shapes))
             continue
         op_type = rename.get(n.name, n.op_type)
         if op_type == "Conv" and n.name in fused_ops and n.name not in nchwc:
@@ -387,7 +401,7 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
             x = n.inputs[0]
             src = _effective_producer(x.name, conv_of, producer_of) if x is not None else None
             cin = (x.shape[1] or 0) if x is not None and x.shape and len(x.shape) > 1 else 0
-            if x is not None and x.known and src not in nchwc and cin >= _NCHWC_BLOCK and x.name not in reordered_in:
+            if x is not None and x.known and src not in nchwc and cin >= block and x.name not in reordered_in:
                 reordered_in.add(x.name)
                 recs.append(KernelRecord(f"{x.name}_reorder_in", "ReorderInput", (_dims(x),), (_dims(x),)))
             depthwise = n.name in depthwise_convs
@@ -395,15 +409,15 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                 x is not None
                 and x.known
                 and src in nchwc
-                and cin < _NCHWC_BLOCK
+                and cin < block
                 and not depthwise
                 and x.name not in reordered_out
             ):
                 # a narrow input is read in NCHW: the blocked producer's output is reordered back
                 reordered_out.add(x.name)
-                padded = _pad_channels(_dims(x))
+                padded = _pad_channels(_dims(x), block)
                 recs.append(KernelRecord(f"{x.name}_reorder_out", "ReorderOutput", (padded,), (_dims(x),)))
-            in_shapes, out_shapes = _nchwc_padded(in_shapes, out_shapes, cin, depthwise)
+            in_shapes, out_shapes = _nchwc_padded(in_shapes, out_shapes, cin, depthwise, block)
         recs.append(
             KernelRecord(
                 n.name,
@@ -426,17 +440,16 @@ def pseudo_kernels(graph: Graph) -> list[KernelRecord]:
                     reordered_out.add(t.name)
                     recs.append(
                         KernelRecord(
-                            f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t)),), (_dims(t),)
+                            f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t), block),), (_dims(t),)
                         )
                     )
     for t in graph.outputs:  # blocked results leave the graph in NCHW
         if _effective_producer(t.name, conv_of, producer_of) in nchwc and t.name not in reordered_out and t.known:
             reordered_out.add(t.name)
-            recs.append(KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t)),), (_dims(t),)))
+            recs.append(
+                KernelRecord(f"{t.name}_reorder_out", "ReorderOutput", (_pad_channels(_dims(t), block),), (_dims(t),))
+            )
     return recs
-
-
-_NCHWC_BLOCK = 16
 
 
 def _to_channels_last(node: Any) -> bool:
@@ -447,16 +460,78 @@ def _to_channels_last(node: Any) -> bool:
     return node.op_type == "Transpose" and node.attrs.get_ints("perm") == (0, 2, 3, 1)
 
 
-def _pad_channels(shape: tuple[int, ...], axis: int = 1) -> tuple[int, ...]:
-    """``shape`` with dim ``axis`` rounded up to the NCHWc block."""
+@functools.cache
+def host_nchwc_block() -> int:
+    """The NCHWc channel block of this host's onnxruntime CPU provider: 16 with AVX-512, 8
+    with AVX2, 0 where it runs nothing blocked (or onnxruntime is not installed).
+
+    Read from the runtime itself, not from CPU flags: one 8 -> 8 channel Conv is profiled,
+    and onnxruntime pads a blocked Conv's output channels to its block (MLAS chooses the
+    block by the instruction set it dispatches to). About 20 ms, once per process.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        logger.warning("onnxruntime is not installed: pseudo kernels assume no NCHWc layout")
+        return 0
+    import json
+    import os
+    import tempfile
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])
+    w = numpy_helper.from_array(np.ones((8, 8, 3, 3), dtype=np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    model = helper.make_model(
+        helper.make_graph([conv], "nchwc_probe", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
+    with tempfile.TemporaryDirectory(prefix="nascost-nchwc-") as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tmp, "p")
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        sess.run(None, {"x": np.ones((1, 8, 6, 6), dtype=np.float32)})
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+    return nchwc_block_from_kernels(kernels_from_profile(events)) or 0
+
+
+def nchwc_block_from_kernels(kernels: Iterable[KernelRecord]) -> int | None:
+    """The NCHWc block of the onnxruntime that profiled ``kernels``: from the output channels
+    of its blocked Convs, each padded to a multiple of the block (16 when all are multiples
+    of 16, else 8); 0 when Convs ran but none blocked; None when no Conv ran."""
+    channels: list[int] = []
+    convs = 0
+    for k in kernels:
+        if k.op_type in ("Conv", "FusedConv"):
+            convs += 1
+            if k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1:
+                channels.append(k.output_shapes[0][1])
+    if channels:
+        return nchwc_block_from_weights(channels)
+    return 0 if convs else None
+
+
+def _pad_channels(shape: tuple[int, ...], block: int, axis: int = 1) -> tuple[int, ...]:
+    """``shape`` with dim ``axis`` rounded up to the NCHWc ``block``."""
     if len(shape) <= axis:
         return shape
     c = shape[axis]
-    return (*shape[:axis], -(-c // _NCHWC_BLOCK) * _NCHWC_BLOCK, *shape[axis + 1 :])
+    return (*shape[:axis], -(-c // block) * block, *shape[axis + 1 :])
 
 
 def _nchwc_padded(
-    in_shapes: tuple[tuple[int, ...], ...], out_shapes: tuple[tuple[int, ...], ...], cin: int, depthwise: bool
+    in_shapes: tuple[tuple[int, ...], ...],
+    out_shapes: tuple[tuple[int, ...], ...],
+    cin: int,
+    depthwise: bool,
+    block: int,
 ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
     """A blocked Conv's shapes as onnxruntime runs (and profiles) them: output channels
     padded to the block, and input channels too when the input is blocked (>= one block
@@ -464,13 +539,13 @@ def _nchwc_padded(
     if len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
         return in_shapes, out_shapes
     x, w, *rest = in_shapes
-    if depthwise or cin >= _NCHWC_BLOCK:
-        x = _pad_channels(x)
-    w = _pad_channels(w, 0)
-    if not depthwise and cin >= _NCHWC_BLOCK:
-        w = _pad_channels(w, 1)
-    rest = [_pad_channels(r, 0) if len(r) == 1 else _pad_channels(r) for r in rest]
-    return (x, w, *rest), tuple(_pad_channels(o) for o in out_shapes)
+    if depthwise or cin >= block:
+        x = _pad_channels(x, block)
+    w = _pad_channels(w, block, 0)
+    if not depthwise and cin >= block:
+        w = _pad_channels(w, block, 1)
+    rest = [_pad_channels(r, block, 0) if len(r) == 1 else _pad_channels(r, block) for r in rest]
+    return (x, w, *rest), tuple(_pad_channels(o, block) for o in out_shapes)
 
 
 def _effective_producer(tensor: str, conv_of: Mapping[str, str], producer_of: Mapping[str, Any]) -> str | None:
@@ -489,8 +564,9 @@ def _nchwc_nodes(
     conv_of: Mapping[str, str],
     producer: Mapping[str, Any],
     rename: Mapping[str, str],
+    block: int,
 ) -> set[str]:
-    """Nodes onnxruntime's NCHWc transformer would run in the blocked layout (AVX-512 block 16)."""
+    """Nodes onnxruntime's NCHWc transformer would run in the blocked layout of ``block`` channels."""
     out: set[str] = set()
     for n in graph.nodes:
         if n.op_type == "Conv" and len(n.inputs) > 1 and n.inputs[1] is not None and n.inputs[1].shape:
@@ -498,9 +574,9 @@ def _nchwc_nodes(
             cout, cin_g = w[0] or 0, w[1] or 0
             groups = n.attrs.get_int("group", 1)
             ok = cout % 4 == 0 and (
-                (groups == 1 and (cin_g % 4 == 0 or cin_g < _NCHWC_BLOCK))
+                (groups == 1 and (cin_g % 4 == 0 or cin_g < block))
                 or (groups == cout and cin_g == 1)
-                or (groups > 1 and cin_g % _NCHWC_BLOCK == 0 and (cout // groups) % _NCHWC_BLOCK == 0)
+                or (groups > 1 and cin_g % block == 0 and (cout // groups) % block == 0)
             )
             if ok:
                 out.add(n.name)
@@ -514,7 +590,7 @@ def _nchwc_nodes(
             src = conv_of.get(x.name, p.name if p is not None else "")
             # a pool stays blocked only on whole blocks of channels (else it reads NCHW)
             xs = x.shape or ()
-            whole = len(xs) > 1 and (xs[1] or 0) % _NCHWC_BLOCK == 0
+            whole = len(xs) > 1 and (xs[1] or 0) % block == 0
             if src in out and whole:
                 out.add(n.name)
     return out

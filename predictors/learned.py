@@ -112,7 +112,9 @@ from nascost.predictors.features import (
     KERNEL_FEATURES,
     KernelRecord,
     graph_features,
+    host_nchwc_block,
     kernel_matrix,
+    nchwc_block_from_kernels,
     pseudo_kernels,
     to_matrix,
 )
@@ -391,6 +393,7 @@ FEW_SHOT_SLOPE_MIN = 10  # few-shot examples from which a log-log slope is tried
 FEW_SHOT_LINE_MARGIN = 0.2  # the line must beat the scale by this share of its left-out error
 
 
+LEGACY_NCHWC_BLOCK = 16  # the NCHWc block of artifacts saved before "nchwc_block" was (AVX-512 hosts)
 PROFILE_FLOOR = 0.1  # a profiled kernel keeps at least this share of its time when the profiler's cost is removed
 UNCOVERABLE_NEED = 1e9  # interval_needs of an example no scale of its interval holds
 PROFILE_OVERHEAD_GRID_US = tuple(0.25 * i for i in range(33))  # candidate profiler costs per kernel: 0-8 µs
@@ -554,20 +557,22 @@ class FeatureCache:
     """
 
     def __init__(self) -> None:
-        self._d: dict[tuple[str, int, int, int], tuple[Graph, Analysis, _BaseFeatures]] = {}
+        self._d: dict[tuple[str, int, int, int, int], tuple[Graph, Analysis, _BaseFeatures]] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, device: Device, graph: Graph, analysis: Analysis, batch: int) -> _BaseFeatures | None:
-        e = self._d.get((device.id, id(graph), id(analysis), batch))
+    def get(self, device: Device, graph: Graph, analysis: Analysis, batch: int, nchwc_block: int) -> _BaseFeatures | None:
+        e = self._d.get((device.id, id(graph), id(analysis), batch, nchwc_block))
         if e is None or e[0] is not graph or e[1] is not analysis:
             self.misses += 1
             return None
         self.hits += 1
         return e[2]
 
-    def put(self, device: Device, graph: Graph, analysis: Analysis, batch: int, base: _BaseFeatures) -> None:
-        self._d[(device.id, id(graph), id(analysis), batch)] = (graph, analysis, base)
+    def put(
+        self, device: Device, graph: Graph, analysis: Analysis, batch: int, nchwc_block: int, base: _BaseFeatures
+    ) -> None:
+        self._d[(device.id, id(graph), id(analysis), batch, nchwc_block)] = (graph, analysis, base)
 
     def __len__(self) -> int:
         return len(self._d)
@@ -618,6 +623,10 @@ class LatencyPredictor:
     log_slope_: float = 1.0
     sum_log_scale_: float
     profile_overhead_us_: float = 0.0
+    # onnxruntime's NCHWc channel block on the device, as its training profiles showed; the
+    # pseudo kernels of every graph predicted use it (an AVX2 and an AVX-512 CPU pad and
+    # reorder differently). Artifacts from before it was recorded came from AVX-512 hosts.
+    nchwc_block_: int = LEGACY_NCHWC_BLOCK
 
     # ---- features
     def _prepare(
@@ -627,10 +636,10 @@ class LatencyPredictor:
         priors, ksums, roofs = [], [], []
         kernel_model = getattr(self, "kernel_model_", None)
         for graph, analysis, batch in items:
-            base = cache.get(self.device, graph, analysis, batch) if cache is not None else None
+            base = cache.get(self.device, graph, analysis, batch, self.nchwc_block_) if cache is not None else None
             if base is None:
                 roof_ms, roof_frac = roofline_ms(analysis, self.device)
-                found = pseudo_kernels(graph)
+                found = pseudo_kernels(graph, nchwc_block=self.nchwc_block_)
                 feats = graph_features(
                     analysis,
                     graph=graph,
@@ -641,7 +650,7 @@ class LatencyPredictor:
                 )
                 base = _BaseFeatures(roof_ms, tuple(found), feats)
                 if cache is not None:
-                    cache.put(self.device, graph, analysis, batch, base)
+                    cache.put(self.device, graph, analysis, batch, self.nchwc_block_, base)
             roof_ms, pk = base.roofline_ms, base.kernels
             ksum = 0.0
             row = base.graph_row
@@ -669,6 +678,8 @@ class LatencyPredictor:
         # kernel targets only for a kernel model (graph-only refits, e.g. calibration's
         # out-of-fold family errors, skip them)
         self.profile_overhead_us_ = profile_overhead_us(examples) if self.use_kernels else 0.0
+        shown = nchwc_block_from_kernels(k for e in examples for k in e.kernels)
+        self.nchwc_block_ = host_nchwc_block() if shown is None else shown
         timed, kernel_y, reuse_ms = (
             kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0), np.zeros(0))
         )
@@ -726,6 +737,10 @@ class LatencyPredictor:
             r = max(float(raw[i]), 1e-12)
             down = max(math.log(r) - math.log(max(float(lo[i]), 1e-12)), 0.0)
             up = max(math.log(max(float(hi[i]), 1e-12)) - math.log(r), 0.0)
+            if down == 0.0 or up == 0.0:
+                # the quantile models put one bound past the point: that side takes the other's
+                # width (a side of width 0 would leave the example outside at any scale)
+                down = up = max(down, up)
             out.append(
                 LatencyEstimate(
                     latency_ms=m,
@@ -825,6 +840,7 @@ class LatencyPredictor:
         new.log_scale_ = float(np.median(y - slope * x))
         new.sum_log_scale_ = getattr(self, "sum_log_scale_", 0.0)
         new.profile_overhead_us_ = self.profile_overhead_us_
+        new.nchwc_block_ = self.nchwc_block_
         new.interval_scale_ = getattr(self, "interval_scale_", 1.0)
         new.metadata_ = {**self.metadata_, "adapted_from": self.device.id, "adaptation_samples": len(examples)}
         return new
@@ -946,6 +962,7 @@ def save_predictor(
             "log_slope": predictor.log_slope_,
             "kernel_sum_log_scale": getattr(predictor, "sum_log_scale_", 0.0),
             "profile_overhead_us": getattr(predictor, "profile_overhead_us_", 0.0),
+            "nchwc_block": predictor.nchwc_block_,
             "interval_scale": getattr(predictor, "interval_scale_", 1.0),
             "n_train": getattr(predictor, "n_train_", 0),
             "n_train_kernels": getattr(predictor, "n_train_kernels_", 0),
@@ -1033,6 +1050,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
     p.log_slope_ = float(meta.get("log_slope", 1.0))
     p.sum_log_scale_ = float(meta.get("kernel_sum_log_scale", 0.0))
     p.profile_overhead_us_ = float(meta.get("profile_overhead_us", 0.0))
+    p.nchwc_block_ = int(meta.get("nchwc_block", LEGACY_NCHWC_BLOCK))
     p.interval_scale_ = float(meta.get("interval_scale", 1.0))
     p.n_train_ = int(meta.get("n_train", 0))
     p.train_digest_ = str(meta.get("training_set_digest", ""))

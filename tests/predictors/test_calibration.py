@@ -278,8 +278,12 @@ def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
     assert agreeing and slowed
     assert max(len(ys) for ys in agreeing) == 2  # a pair within 5 % is done
     assert max(len(ys) for ys in slowed) == 3  # never more than three
-    # every slowed pair gets its third (ones drawn in the budget's last stretch may not)
-    assert sum(len(ys) == 3 for ys in slowed) >= 0.6 * len(slowed), [len(ys) for ys in slowed]
+    # every slowed pair gets its third, unless its second came in the budget's last stretch
+    # (how long that is depends on the machine: each sample is built and analysed first)
+    last = max(t for ms in held.values() for t, _ in ms)
+    without = [ms[1][0] - last for (d, _), ms in held.items() if int(d, 16) % 2 == 0 and len(ms) == 2]
+    assert all(dt > -1.5 for dt in without), without
+    assert any(len(ys) == 3 for ys in slowed)
     counts = rep.heldout_measurements
     assert sum(k * v for k, v in counts.items()) == sum(len(ys) for ys in by_pair.values())
     assert counts.get(3, 0) == sum(len(ys) == 3 for ys in slowed)

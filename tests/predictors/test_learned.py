@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from functools import cache
@@ -169,9 +170,9 @@ def _timed_examples(n: int, profile_factor: float = 1.0) -> list[TrainingExample
         ks = []
         for k in pseudo_kernels(e.graph):
             us = 1.0 + np.expm1(kernel_features(k)["log_flops"]) / 40e3
-            ks.append(type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, float(us)))
+            ks.append(dataclasses.replace(k, latency_us=float(us)))  # blocked as profiled: the block is read from it
         ms = sum(k.latency_us for k in ks) / 1e3 + 0.05  # type: ignore[misc]
-        ks = [type(k)(k.name, k.op_type, k.input_shapes, k.output_shapes, k.latency_us * profile_factor) for k in ks]  # type: ignore[operator]
+        ks = [dataclasses.replace(k, latency_us=k.latency_us * profile_factor) for k in ks]  # type: ignore[operator]
         exs.append(TrainingExample(e.graph, e.analysis, e.batch_size, ms, tuple(ks), e.family))
     return exs
 

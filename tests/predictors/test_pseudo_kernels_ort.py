@@ -18,8 +18,10 @@ from ortprofile import ort_measure
 
 from nascost.predictors.features import (
     KernelRecord,
+    host_nchwc_block,
     kernel_features,
     kernels_from_profile,
+    nchwc_block_from_kernels,
     pseudo_kernels,
     with_activations,
 )
@@ -71,18 +73,25 @@ def test_hardswish_folds_into_the_conv_and_grouped_convs_run_blocked() -> None:
 
 
 def test_narrow_blocked_convs_are_padded_and_reordered_like_onnxruntime() -> None:
+    block = host_nchwc_block()  # 16 with AVX-512, 8 with AVX2: the rules hold for either
+    assert block in (8, 16)
+    narrow = block // 2
+
     def build(b: _Builder) -> str:
-        x, hw = b.conv(INPUT_NAME, 3, 8, 3, 16)  # 8 output channels: padded to one block of 16
+        x, hw = b.conv(INPUT_NAME, 3, narrow, 3, 16)  # half a block of output channels: padded to one block
         x = b.act(x, "relu6")
-        x, _ = b.conv(x, 8, 8, 3, hw, groups=8)  # depthwise on the padded tensor
+        x, _ = b.conv(x, narrow, narrow, 3, hw, groups=narrow)  # depthwise on the padded tensor
         x = b.act(x, "relu6")
-        x, _ = b.conv(x, 8, 24, 1, hw)  # 8 input channels: reads NCHW, after a reorder
+        x, _ = b.conv(x, narrow, 24, 1, hw)  # fewer input channels than a block: reads NCHW, after a reorder
         return b.op("GlobalAveragePool", [x])
 
     real, pseudo = _both(build, (3, 16, 16))
     assert _ops(pseudo) == _ops(real)
     assert _convs(pseudo) == _convs(real)
-    assert _convs(real)[0][1][0] == 16  # the padding is onnxruntime's, not ours
+    assert _convs(real)[0][1][0] == block  # the padding is onnxruntime's, not ours
+    assert _ops(real)[("ReorderOutput", False)] >= 1
+    # the block the profile shows is the one the host probe found
+    assert nchwc_block_from_kernels(real) == block
 
 
 def test_a_blocked_tensor_transposed_to_nhwc_is_one_channels_last_reorder() -> None:
@@ -185,3 +194,28 @@ def test_activations_read_from_profile_names_are_the_pseudo_kernels_activations(
     assert cols["Relu"]["act_relu"] == cols["Clip"]["act_clip"] == cols["Sigmoid"]["act_sigmoid"] == 1.0
     assert cols["HardSwish"]["act_other"] == 1.0
     assert sum(v for k, v in cols[""].items() if k.startswith("act_")) == 0.0
+
+
+def test_the_nchwc_block_is_the_devices_not_this_hosts() -> None:
+    # 3 -> 8 -> 24 channels: with a block of 16 the first Conv's output is padded and read
+    # back in NCHW by the second (8 < 16 input channels); with 8 neither; with 0 nothing is blocked
+    def build(b: _Builder) -> str:
+        x, hw = b.conv(INPUT_NAME, 3, 8, 3, 16)
+        x, _ = b.conv(x, 8, 24, 1, hw)
+        return b.op("GlobalAveragePool", [x])
+
+    b = _Builder(np.random.default_rng(0))
+    graph = load_graph(b.model(build(b), (3, 16, 16), "t"), ShapeRequest(dim_values={"N": 1}))
+    by_block = {block: pseudo_kernels(graph, nchwc_block=block) for block in (16, 8, 0)}
+    convs = {block: [(k.blocked, k.output_shapes[0][1]) for k in ks if k.op_type == "Conv"] for block, ks in by_block.items()}
+    assert convs == {16: [(True, 16), (True, 32)], 8: [(True, 8), (True, 24)], 0: [(False, 8), (False, 24)]}
+    reorders = {block: sorted(k.op_type for k in ks if k.op_type.startswith("Reorder")) for block, ks in by_block.items()}
+    # block 16: the padded output back to NCHW for the narrow Conv, the result back at the end;
+    # block 8: the result only (the input reorder of a 3-channel image is never needed)
+    assert reorders == {16: ["ReorderOutput", "ReorderOutput"], 8: ["ReorderOutput"], 0: []}
+    assert pseudo_kernels(graph) == by_block[host_nchwc_block()]
+    # what a profile shows decides the block a predictor trained on it uses
+    assert nchwc_block_from_kernels(by_block[16]) == 16
+    assert nchwc_block_from_kernels(by_block[8]) == 8
+    assert nchwc_block_from_kernels(by_block[0]) == 0
+    assert nchwc_block_from_kernels([k for k in by_block[8] if k.op_type != "Conv"]) is None
