@@ -189,9 +189,16 @@ class Client(_Base):
         cores: int = 1,
         per_op_overhead_s: float = 0.0,
         source: str = "",
+        roofline_evaluation: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> Device:
-        """Add a device known by its spec (peak FLOP/s per dtype, bandwidth in bytes/s)."""
+        """Add a device known by its spec (peak FLOP/s per dtype, bandwidth in bytes/s).
+
+        ``roofline_evaluation``: how far the roofline was off there, when you measured it:
+        ``n`` (cases), ``within_10pct`` and ``mape`` (fractions), ``measured_with`` (the
+        runtime that timed them), optionally ``kendall``, ``cases``, ``date``, ``how``;
+        predictions for the device then say so.
+        """
         device = devices_pb2.Device(
             id=device_id,
             name=name,
@@ -202,6 +209,7 @@ class Client(_Base):
                 per_op_overhead_s=per_op_overhead_s,
                 source=source,
             ),
+            roofline_evaluation=devices_pb2.RooflineEvaluation(**roofline_evaluation) if roofline_evaluation else None,
         )
         r = self._call(self.stub.RegisterDevice, devices_pb2.RegisterDeviceRequest(device=device), timeout)
         return Device.from_proto(r)

@@ -190,6 +190,8 @@ class Device:
     source: str
     predictors: tuple[str, ...]
     fingerprint: dict[str, Any]
+    # the roofline's measured error there, outside a calibration ({} when never measured)
+    roofline_evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_proto(cls, d: devices_pb2.Device) -> Device:
@@ -213,6 +215,11 @@ class Device:
                 "digest": fp.digest,
             }
             if fp.digest or fp.cpu_model
+            else {},
+            roofline_evaluation={
+                f.name: getattr(d.roofline_evaluation, f.name) for f in d.roofline_evaluation.DESCRIPTOR.fields
+            }
+            if d.HasField("roofline_evaluation")
             else {},
         )
 

@@ -129,7 +129,7 @@ class Device:
     execution_provider: str = "CPUExecutionProvider"
     intra_op_threads: int = 0
     # the roofline's error measured on this device outside a calibration (see
-    # :func:`roofline_evaluation`); {} when never measured
+    # :func:`parse_roofline_evaluation`); {} when never measured
     roofline_evaluation: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class Device:
                 measurable=bool(d.get("measurable", False)),
                 execution_provider=str(d.get("execution_provider", "CPUExecutionProvider")),
                 intra_op_threads=int(d.get("intra_op_threads", 0)),
-                roofline_evaluation=roofline_evaluation(d.get("roofline_evaluation")),
+                roofline_evaluation=parse_roofline_evaluation(d.get("roofline_evaluation")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidRequestError(f"invalid device record: {e!r}") from e
@@ -210,16 +210,17 @@ def load_shipped_catalogue(path: Path | None = None) -> list[Device]:
                 spec=spec,
                 measurable=False,
                 execution_provider=d.get("execution_provider", "CPUExecutionProvider"),
-                roofline_evaluation=roofline_evaluation(d.get("roofline_evaluation")),
+                roofline_evaluation=parse_roofline_evaluation(d.get("roofline_evaluation")),
             )
         )
     return out
 
 
 ROOFLINE_EVALUATION_KEYS = ("n", "within_10", "mape", "measured_with")
+OPTIONAL_EVALUATION_KEYS = ("kendall", "cases", "date", "how")
 
 
-def roofline_evaluation(doc: Any) -> dict[str, Any]:
+def parse_roofline_evaluation(doc: Any) -> dict[str, Any]:
     """A device record's ``roofline_evaluation``: the analytic roofline's error measured on
     that device outside a calibration (e.g. the shipped H200's, by
     ``benchmarks/bench_gpu_roofline.py``), so a prediction there can say how far off the
@@ -342,8 +343,10 @@ class Catalogue:
         measurable: bool = False,
         execution_provider: str = "CPUExecutionProvider",
         intra_op_threads: int = 0,
+        roofline_evaluation: Mapping[str, Any] | None = None,
     ) -> Device:
-        """Add a custom (or fleet) device and persist it through the store."""
+        """Add a custom (or fleet) device and persist it through the store (``roofline_evaluation``:
+        the roofline's measured error there, see :func:`roofline_evaluation`)."""
         validate_device_id(device_id)
         if kind not in ("custom", "fleet"):
             raise InvalidRequestError(f"only custom or fleet devices can be added, not {kind!r}")
@@ -357,6 +360,7 @@ class Catalogue:
             measurable=measurable,
             execution_provider=execution_provider,
             intra_op_threads=intra_op_threads,
+            roofline_evaluation=parse_roofline_evaluation(roofline_evaluation),
         )
         with self._lock:
             devices = self._loaded()

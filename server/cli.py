@@ -151,6 +151,12 @@ def print_devices(devices: Sequence[Device]) -> None:
     local = next((d for d in devices if d.kind == "local"), None)
     if local is not None:
         Console().print(f"[dim]local: {local.name}; {local.source}[/]")
+    for d in devices:
+        if ev := d.roofline_evaluation:
+            Console().print(
+                f"[dim]{d.id}: the roofline put {100 * ev['within_10pct']:.1f} % of {ev['n']} measured cases within "
+                f"±10 % (MAPE {100 * ev['mape']:.1f} %), timed with {ev['measured_with']}[/]"
+            )
 
 
 # ---------------------------------------------------------------------------- commands

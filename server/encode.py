@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from nascost.measurements.protocol import TimingOptions
 from nascost.measurements.runner import BatchResult, MeasurementResult, RunnerConfig
 from nascost.predictors.analysis import Analysis, NodeResult
-from nascost.predictors.devices import Device
+from nascost.predictors.devices import OPTIONAL_EVALUATION_KEYS, Device
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
 from nascost.predictors.roofline import RooflinePrediction
@@ -239,6 +242,32 @@ _KINDS = {
 }
 
 
+def roofline_evaluation_proto(ev: Mapping[str, Any]) -> devices_pb2.RooflineEvaluation | None:
+    """A catalogue record's ``roofline_evaluation`` (validated on load) as the API message."""
+    if not ev:
+        return None
+    return devices_pb2.RooflineEvaluation(
+        n=int(ev["n"]),
+        within_10pct=float(ev["within_10"]),
+        mape=float(ev["mape"]),
+        kendall=float(ev.get("kendall") or 0.0),
+        measured_with=str(ev["measured_with"]),
+        cases=str(ev.get("cases", "")),
+        date=str(ev.get("date", "")),
+        how=str(ev.get("how", "")),
+    )
+
+
+def roofline_evaluation_dict(ev: devices_pb2.RooflineEvaluation) -> dict[str, Any]:
+    """A registration's ``RooflineEvaluation`` as a catalogue record (validated by the catalogue);
+    optional fields left empty are left out."""
+    out: dict[str, Any] = {"n": ev.n, "within_10": ev.within_10pct, "mape": ev.mape, "measured_with": ev.measured_with}
+    for key in OPTIONAL_EVALUATION_KEYS:
+        if value := getattr(ev, key):
+            out[key] = value
+    return out
+
+
 def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
     spec = d.spec
     fp = dict(d.fingerprint)
@@ -273,6 +302,7 @@ def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
         predictors=predictors,
         execution_provider=d.execution_provider,
         intra_op_threads=d.intra_op_threads,
+        roofline_evaluation=roofline_evaluation_proto(d.roofline_evaluation),
     )
 
 

@@ -296,6 +296,9 @@ class Engine:
                 source=spec.source or "registered through the API",
             ),
             name=device.name or device.id,
+            roofline_evaluation=encode.roofline_evaluation_dict(device.roofline_evaluation)
+            if device.HasField("roofline_evaluation")
+            else None,
         )
         return encode.device(added, predictors=self._predictor_names(added.id))
 

@@ -11,7 +11,7 @@ from nascost.predictors.devices import (
     Device,
     DeviceSpec,
     load_shipped_catalogue,
-    roofline_evaluation,
+    parse_roofline_evaluation,
     validate_device_id,
 )
 from nascost.predictors.errors import DeviceExistsError, InvalidRequestError, UnknownDeviceError
@@ -77,7 +77,7 @@ def test_a_catalogue_record_may_carry_the_rooflines_measured_error() -> None:
     assert devs["nvidia-h100-sxm5"].roofline_evaluation == {}
     again = Device.from_dict(json.loads(json.dumps(devs["nvidia-h200-sxm"].to_dict())))
     assert again.roofline_evaluation == ev
-    assert roofline_evaluation(None) == {} and roofline_evaluation({}) == {}
+    assert parse_roofline_evaluation(None) == {} and parse_roofline_evaluation({}) == {}
     for bad in (
         {"n": 27, "within_10": 0.1, "mape": 0.5},  # what it was timed with is missing
         {"n": 0, "within_10": 0.1, "mape": 0.5, "measured_with": "x"},
@@ -86,7 +86,7 @@ def test_a_catalogue_record_may_carry_the_rooflines_measured_error() -> None:
         ["n", 3],
     ):
         with pytest.raises(InvalidRequestError):
-            roofline_evaluation(bad)
+            parse_roofline_evaluation(bad)
 
 
 def test_catalogue_file_is_package_data() -> None:

@@ -108,3 +108,19 @@ def test_ops_lists_coverage(capsys: pytest.CaptureFixture[str]) -> None:
     assert cov["registered_count"] == len(registered())
     assert main(["ops"]) == 0
     assert "ai.onnx coverage" in capsys.readouterr().out
+
+
+def test_devices_show_the_roofline_error_measured_on_a_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nascost.predictors.devices import load_shipped_catalogue
+
+    monkeypatch.setenv("NASCOST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "400")  # one line per device note
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    h200 = {d.id: d for d in load_shipped_catalogue()}["nvidia-h200-sxm"].roofline_evaluation
+    line = next(x for x in out.splitlines() if x.startswith("nvidia-h200-sxm: the roofline"))
+    assert f"{100 * h200['within_10']:.1f} % of {h200['n']} measured cases" in line
+    assert f"MAPE {100 * h200['mape']:.1f} %" in line
+    assert not any(x.startswith("nvidia-a100-sxm4-80gb: the roofline") for x in out.splitlines())

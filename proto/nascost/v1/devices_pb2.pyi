@@ -68,7 +68,7 @@ class DeviceFingerprint(_message.Message):
     def __init__(self, cpu_model: _Optional[str] = ..., logical_cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_model: _Optional[str] = ..., gpu_driver: _Optional[str] = ..., os: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., execution_providers: _Optional[_Iterable[str]] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("id", "name", "kind", "spec", "fingerprint", "measurable", "predictors", "execution_provider", "intra_op_threads")
+    __slots__ = ("id", "name", "kind", "spec", "fingerprint", "measurable", "predictors", "execution_provider", "intra_op_threads", "roofline_evaluation")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class Device(_message.Message):
     PREDICTORS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    ROOFLINE_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     kind: DeviceKind
@@ -87,7 +88,28 @@ class Device(_message.Message):
     predictors: _containers.RepeatedScalarFieldContainer[str]
     execution_provider: str
     intra_op_threads: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[DeviceKind, str]] = ..., spec: _Optional[_Union[DeviceSpec, _Mapping]] = ..., fingerprint: _Optional[_Union[DeviceFingerprint, _Mapping]] = ..., measurable: _Optional[bool] = ..., predictors: _Optional[_Iterable[str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ...) -> None: ...
+    roofline_evaluation: RooflineEvaluation
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[DeviceKind, str]] = ..., spec: _Optional[_Union[DeviceSpec, _Mapping]] = ..., fingerprint: _Optional[_Union[DeviceFingerprint, _Mapping]] = ..., measurable: _Optional[bool] = ..., predictors: _Optional[_Iterable[str]] = ..., execution_provider: _Optional[str] = ..., intra_op_threads: _Optional[int] = ..., roofline_evaluation: _Optional[_Union[RooflineEvaluation, _Mapping]] = ...) -> None: ...
+
+class RooflineEvaluation(_message.Message):
+    __slots__ = ("n", "within_10pct", "mape", "kendall", "measured_with", "cases", "date", "how")
+    N_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_10PCT_FIELD_NUMBER: _ClassVar[int]
+    MAPE_FIELD_NUMBER: _ClassVar[int]
+    KENDALL_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_WITH_FIELD_NUMBER: _ClassVar[int]
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    HOW_FIELD_NUMBER: _ClassVar[int]
+    n: int
+    within_10pct: float
+    mape: float
+    kendall: float
+    measured_with: str
+    cases: str
+    date: str
+    how: str
+    def __init__(self, n: _Optional[int] = ..., within_10pct: _Optional[float] = ..., mape: _Optional[float] = ..., kendall: _Optional[float] = ..., measured_with: _Optional[str] = ..., cases: _Optional[str] = ..., date: _Optional[str] = ..., how: _Optional[str] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ()
