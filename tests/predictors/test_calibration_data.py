@@ -18,7 +18,7 @@ from nascost.predictors.calibration_data import (
     repeat_agreement,
 )
 from nascost.predictors.errors import InvalidRequestError
-from nascost.predictors.features import graph_features, pseudo_kernels
+from nascost.predictors.features import graph_features, nchwc_block_from_kernels, pseudo_kernels
 from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
 from nascost.predictors.learned import latest_artifact, list_versions, load_predictor
 from nascost.predictors.sampler import (
@@ -170,3 +170,26 @@ def test_repeat_agreement_compares_each_held_out_models_first_two_measurements()
     # exactly 10 % apart agrees; a data set without repeats has nothing to say
     assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(0, 1, 1.1)]))["1"].within_10 == 1.0
     assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(None, 1, 1.0)])) == {}
+
+
+KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in KEPT.iterdir() if (p / DATA_FILE).is_file()), ids=lambda p: p.name)
+def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path: Path) -> None:
+    # real measurements kept in the repository (benchmarks/calibrations/README.md): this
+    # code must read them, and what their profiles show must decide the pseudo kernels
+    meta = json.loads((path / "metadata.json").read_text())
+    data = read_calibration_data(path)
+    assert list(data.batch_sizes) == meta["batch_sizes"] == [1, 8]
+    assert sum(m.phase != "heldout" for m in data.measurements) == meta["n_train"]
+    counts: dict[int, int] = {}
+    for key in {(m.heldout_model, m.batch_size) for m in data.measurements if m.heldout_model is not None}:
+        n = sum(1 for m in data.measurements if (m.heldout_model, m.batch_size) == key)
+        counts[n] = counts.get(n, 0) + 1
+    assert {str(k): v for k, v in counts.items()} == meta["heldout_measurements"]
+    # an AVX2 host: blocked Convs padded to 8 channels, e.g. 24 -> 24, not 32
+    assert nchwc_block_from_kernels(k for m in data.measurements for k in m.kernels) == 8
+    agreement = repeat_agreement(data)
+    assert agreement["all"].n == sum(v for k, v in counts.items() if k >= 2)
+    assert agreement["all"].within_10 < 0.5  # a noisy host (README), kept as such
