@@ -179,6 +179,15 @@ class Analysis:
         return pd.DataFrame([dataclasses.asdict(n) for n in self.nodes])
 
 
+def _roofline_evaluation(ev: devices_pb2.RooflineEvaluation) -> dict[str, Any]:
+    """The API's fields (``within_10pct``, ...); ``kendall`` and empty strings only when given."""
+    out: dict[str, Any] = {"n": ev.n, "within_10pct": ev.within_10pct, "mape": ev.mape, "measured_with": ev.measured_with}
+    if ev.HasField("kendall"):
+        out["kendall"] = ev.kendall
+    out.update({k: v for k in ("cases", "date", "how") if (v := getattr(ev, k))})
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     id: str
@@ -216,11 +225,7 @@ class Device:
             }
             if fp.digest or fp.cpu_model
             else {},
-            roofline_evaluation={
-                f.name: getattr(d.roofline_evaluation, f.name) for f in d.roofline_evaluation.DESCRIPTOR.fields
-            }
-            if d.HasField("roofline_evaluation")
-            else {},
+            roofline_evaluation=_roofline_evaluation(d.roofline_evaluation) if d.HasField("roofline_evaluation") else {},
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,6 +81,7 @@ from nascost.predictors.calibration_data import (
     CalibrationData,
     Examples,
     RepeatAgreement,
+    batch_group_order,
     reference_example,
     repeat_agreement,
 )
@@ -235,7 +236,7 @@ class CalibrationReport:
 def repeat_agreement_lines(agreement: Mapping[str, RepeatAgreement | Mapping[str, Any]]) -> list[str]:
     """The report's lines on how closely held-out repeats agree (objects or their ``to_dict()``)."""
     out = []
-    for b, r in agreement.items():
+    for b, r in sorted(agreement.items(), key=lambda kv: batch_group_order(kv[0])):
         d = r.to_dict() if isinstance(r, RepeatAgreement) else r
         out.append(
             f"{b:>5} held-out repeats (same model, minutes apart): {100 * float(d['within_10']):.1f}% of "

@@ -24,6 +24,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,9 @@ class Measurement:
             for k in d["kernels"]
         )
         phase = str(d["phase"])
+        latency = float(d["latency_ms"])
+        if not (latency > 0 and math.isfinite(latency)):
+            raise ValueError(f"latency_ms {latency!r}")
         held = d.get("heldout_model")
         if phase not in PHASES or (phase == "heldout") != (held is not None):
             raise ValueError(f"phase {phase!r} with held-out model {held!r}")
@@ -101,7 +105,7 @@ class Measurement:
             config=dict(d["config"]),
             phase=phase,
             batch_size=int(d["batch_size"]),
-            latency_ms=float(d["latency_ms"]),
+            latency_ms=latency,
             kernels=kernels,
             heldout_model=None if held is None else int(held),
         )
@@ -251,10 +255,15 @@ class RepeatAgreement:
         return {"n": self.n, "within_10": self.within_10, "median_difference": self.median_difference}
 
 
+def batch_group_order(key: str) -> tuple[int, int]:
+    """Sort key of report groups: ``"all"`` first, then batch sizes by number ("2" before "16")."""
+    return (0, 0) if key == "all" else (1, int(key)) if key.isdigit() else (2, 0)
+
+
 def repeat_agreement(data: CalibrationData) -> dict[str, RepeatAgreement]:
     """:class:`RepeatAgreement` of ``data``'s held-out repeats per batch size (key ``str(b)``),
-    and over all of them (``"all"``) when there are several batch sizes; a batch size with
-    no repeated held-out model is left out."""
+    and over all of them (``"all"``) when several batch sizes have repeats; a batch size
+    with no repeated held-out model is left out. Ordered by :func:`batch_group_order`."""
     firsts: dict[tuple[int, int], list[float]] = {}
     for m in data.measurements:
         if m.heldout_model is not None:
@@ -262,16 +271,14 @@ def repeat_agreement(data: CalibrationData) -> dict[str, RepeatAgreement]:
             if len(ys) < 2:
                 ys.append(m.latency_ms)
     diffs: dict[str, list[float]] = {}
-    batches = sorted({b for _, b in firsts})
     for (_, b), ys in firsts.items():
         if len(ys) == 2:
-            d = max(ys) / min(ys) - 1.0
-            diffs.setdefault(str(b), []).append(d)
-            if len(batches) > 1:
-                diffs.setdefault("all", []).append(d)
+            diffs.setdefault(str(b), []).append(max(ys) / min(ys) - 1.0)
+    if len(diffs) > 1:
+        diffs["all"] = [d for v in diffs.values() for d in v]
     return {
         k: RepeatAgreement(len(v), float(np.mean(np.asarray(v) <= 0.10 + 1e-12)), float(np.median(v)))
-        for k, v in sorted(diffs.items(), key=lambda kv: -1 if kv[0] == "all" else int(kv[0]))
+        for k, v in sorted(diffs.items(), key=lambda kv: batch_group_order(kv[0]))
     }
 
 

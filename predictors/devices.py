@@ -237,6 +237,9 @@ def parse_roofline_evaluation(doc: Any) -> dict[str, Any]:
         raise InvalidRequestError(f"roofline_evaluation: {e}") from e
     if n < 1 or not 0.0 <= within <= 1.0 or not mape >= 0.0 or not str(doc["measured_with"]).strip():
         raise InvalidRequestError(f"roofline_evaluation out of range: {doc!r}")
+    kendall = doc.get("kendall")
+    if kendall is not None and not (isinstance(kendall, int | float) and -1.0 <= float(kendall) <= 1.0):
+        raise InvalidRequestError(f"roofline_evaluation: kendall must be a number in [-1, 1], got {kendall!r}")
     return {**doc, "n": n, "within_10": within, "mape": mape, "measured_with": str(doc["measured_with"])}
 
 
@@ -346,7 +349,7 @@ class Catalogue:
         roofline_evaluation: Mapping[str, Any] | None = None,
     ) -> Device:
         """Add a custom (or fleet) device and persist it through the store (``roofline_evaluation``:
-        the roofline's measured error there, see :func:`roofline_evaluation`)."""
+        the roofline's measured error there, see :func:`parse_roofline_evaluation`)."""
         validate_device_id(device_id)
         if kind not in ("custom", "fleet"):
             raise InvalidRequestError(f"only custom or fleet devices can be added, not {kind!r}")

@@ -503,19 +503,48 @@ def host_nchwc_block() -> int:
 
 
 def nchwc_block_from_kernels(kernels: Iterable[KernelRecord]) -> int | None:
-    """The NCHWc block of the onnxruntime that profiled ``kernels``: from the output channels
-    of its blocked Convs, each padded to a multiple of the block (16 when all are multiples
-    of 16, else 8); 0 when Convs ran but none blocked; None when no Conv ran."""
-    channels: list[int] = []
-    convs = 0
+    """The NCHWc block of the onnxruntime that profiled ``kernels``, where they tell: 8 when
+    a blocked Conv's output channels (padded to the block) are not a multiple of 16, 0 when
+    Convs ran but none blocked. None when they cannot tell: no Conv ran, or every blocked
+    Conv is a multiple of 16 wide, which both blocks pad alike (then compare the graphs'
+    pseudo kernels with the profile, see :func:`nchwc_block_from_examples`)."""
+    convs = blocked = 0
     for k in kernels:
         if k.op_type in ("Conv", "FusedConv"):
             convs += 1
             if k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1:
-                channels.append(k.output_shapes[0][1])
-    if channels:
-        return nchwc_block_from_weights(channels)
+                blocked += 1
+                if nchwc_block_from_weights([k.output_shapes[0][1]]) != 16:
+                    return 8
+    if blocked:
+        return None
     return 0 if convs else None
+
+
+def _blocked_conv_channels(kernels: Iterable[KernelRecord]) -> list[int]:
+    return sorted(
+        k.output_shapes[0][1]
+        for k in kernels
+        if k.op_type in ("Conv", "FusedConv") and k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1
+    )
+
+
+def nchwc_block_from_examples(examples: Iterable[tuple[Graph, Sequence[KernelRecord]]]) -> int | None:
+    """The NCHWc block (16 or 8) under which the pseudo kernels of a graph show the blocked
+    Conv widths its profile shows, from the first graph where the two blocks differ (a Conv
+    whose width is not a multiple of 16: padded to 16 or not); None when no graph tells."""
+    for graph, kernels in examples:
+        if not any(
+            n.op_type == "Conv" and len(n.inputs) > 1 and n.inputs[1] is not None and int((n.inputs[1].shape or (0,))[0] or 0) % 16
+            for n in graph.nodes
+        ):
+            continue
+        shown = _blocked_conv_channels(kernels)
+        as16 = _blocked_conv_channels(pseudo_kernels(graph, nchwc_block=16))
+        as8 = _blocked_conv_channels(pseudo_kernels(graph, nchwc_block=8))
+        if as16 != as8 and shown in (as16, as8):
+            return 16 if shown == as16 else 8
+    return None
 
 
 def _pad_channels(shape: tuple[int, ...], block: int, axis: int = 1) -> tuple[int, ...]:

@@ -114,6 +114,7 @@ from nascost.predictors.features import (
     graph_features,
     host_nchwc_block,
     kernel_matrix,
+    nchwc_block_from_examples,
     nchwc_block_from_kernels,
     pseudo_kernels,
     to_matrix,
@@ -393,7 +394,7 @@ FEW_SHOT_SLOPE_MIN = 10  # few-shot examples from which a log-log slope is tried
 FEW_SHOT_LINE_MARGIN = 0.2  # the line must beat the scale by this share of its left-out error
 
 
-LEGACY_NCHWC_BLOCK = 16  # the NCHWc block of artifacts saved before "nchwc_block" was (AVX-512 hosts)
+LEGACY_NCHWC_BLOCK = 16  # the NCHWc block of artifacts saved before "nchwc_block" was (then fixed at 16)
 PROFILE_FLOOR = 0.1  # a profiled kernel keeps at least this share of its time when the profiler's cost is removed
 UNCOVERABLE_NEED = 1e9  # interval_needs of an example no scale of its interval holds
 PROFILE_OVERHEAD_GRID_US = tuple(0.25 * i for i in range(33))  # candidate profiler costs per kernel: 0-8 µs
@@ -625,7 +626,8 @@ class LatencyPredictor:
     profile_overhead_us_: float = 0.0
     # onnxruntime's NCHWc channel block on the device, as its training profiles showed; the
     # pseudo kernels of every graph predicted use it (an AVX2 and an AVX-512 CPU pad and
-    # reorder differently). Artifacts from before it was recorded came from AVX-512 hosts.
+    # reorder differently). Artifacts from before it was recorded load with 16, what the
+    # code that fitted them assumed on every host.
     nchwc_block_: int = LEGACY_NCHWC_BLOCK
 
     # ---- features
@@ -678,7 +680,10 @@ class LatencyPredictor:
         # kernel targets only for a kernel model (graph-only refits, e.g. calibration's
         # out-of-fold family errors, skip them)
         self.profile_overhead_us_ = profile_overhead_us(examples) if self.use_kernels else 0.0
+        # onnxruntime's NCHWc block where the examples were profiled (a refit elsewhere keeps it)
         shown = nchwc_block_from_kernels(k for e in examples for k in e.kernels)
+        if shown is None:
+            shown = nchwc_block_from_examples((e.graph, e.kernels) for e in examples if e.kernels)
         self.nchwc_block_ = host_nchwc_block() if shown is None else shown
         timed, kernel_y, reuse_ms = (
             kernel_targets(examples, self.profile_overhead_us_) if self.use_kernels else ([], np.zeros(0), np.zeros(0))
@@ -763,8 +768,8 @@ class LatencyPredictor:
             m, y = est.latency_ms, e.measured_ms
             width = math.log(m / est.latency_ms_low) if y < m else math.log(est.latency_ms_high / m)
             err = abs(math.log(y / m))
-            # an interval closed on this side (the quantile model put its bound past the
-            # point) holds the example at no scale, however small its error
+            # an interval of width 0 (both quantile bounds past the point: predict_many gives
+            # one closed side the other's width) holds the example at no scale, however small its error
             need.append(err / (width / k) if width > 0 else (0.0 if err == 0 else UNCOVERABLE_NEED))
         return np.asarray(need, dtype=np.float64)
 

@@ -250,7 +250,7 @@ def roofline_evaluation_proto(ev: Mapping[str, Any]) -> devices_pb2.RooflineEval
         n=int(ev["n"]),
         within_10pct=float(ev["within_10"]),
         mape=float(ev["mape"]),
-        kendall=float(ev.get("kendall") or 0.0),
+        kendall=float(ev["kendall"]) if ev.get("kendall") is not None else None,
         measured_with=str(ev["measured_with"]),
         cases=str(ev.get("cases", "")),
         date=str(ev.get("date", "")),
@@ -262,8 +262,10 @@ def roofline_evaluation_dict(ev: devices_pb2.RooflineEvaluation) -> dict[str, An
     """A registration's ``RooflineEvaluation`` as a catalogue record (validated by the catalogue);
     optional fields left empty are left out."""
     out: dict[str, Any] = {"n": ev.n, "within_10": ev.within_10pct, "mape": ev.mape, "measured_with": ev.measured_with}
+    if ev.HasField("kendall"):
+        out["kendall"] = ev.kendall
     for key in OPTIONAL_EVALUATION_KEYS:
-        if value := getattr(ev, key):
+        if key != "kendall" and (value := getattr(ev, key)):
             out[key] = value
     return out
 

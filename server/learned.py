@@ -141,6 +141,8 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
     Metrics of the whole held-out set are named by predictor; per batch size they read
     ``"<predictor> (batch B)"``, and the few-shot curve ``"few-shot k=K (batch B)"``.
     """
+    from nascost.predictors.calibration_data import batch_group_order
+
     d = report.to_dict() if hasattr(report, "to_dict") else dict(report)
     if not d.get("heldout_families"):
         from nascost.predictors.sampler import HELDOUT_FAMILIES
@@ -157,14 +159,15 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
     )
     for k, v in (d.get("heldout_measurements") or {}).items():
         out.heldout_measurements[int(k)] = int(v)
-    for b, r in (d.get("repeat_agreement") or {}).items():
+    # metadata.json sorts its keys ("1", "16", "8", "all"): groups go "all", "1", "8", "16"
+    for b, r in sorted((d.get("repeat_agreement") or {}).items(), key=lambda kv: batch_group_order(kv[0])):
         out.repeat_agreement.append(
             prediction_pb2.RepeatAgreement(
                 batch=str(b), n=int(r["n"]), within_10pct=float(r["within_10"]), median_difference=float(r["median_difference"])
             )
         )
     groups: Mapping[str, Mapping[str, Any]] = d.get("accuracy", {})
-    for group, by_predictor in groups.items():
+    for group, by_predictor in sorted(groups.items(), key=lambda kv: batch_group_order(kv[0])):
         for name, m in by_predictor.items():
             label = name if group == "all" else f"{name} (batch {group})" if group.isdigit() else f"{name} ({group})"
             out.metrics.append(_metrics(label, m))

@@ -86,7 +86,7 @@ def test_a_calibration_keeps_every_measurement_beside_its_predictor(calibrated: 
     assert rep.repeat_agreement == repeat_agreement(data)
     assert meta["repeat_agreement"] == {b: r.to_dict() for b, r in rep.repeat_agreement.items()}
     repeated = sum(n for k, n in rep.heldout_measurements.items() if k >= 2)
-    assert (rep.repeat_agreement["all"].n if rep.repeat_agreement else 0) == repeated
+    assert sum(r.n for b, r in rep.repeat_agreement.items() if b != "all") == repeated
     # each held-out reference is the median of its model's measurements at that batch size
     for e, model in zip(ex.heldout, ex.heldout_model, strict=True):
         ys = sorted(m.latency_ms for m in data.measurements if m.heldout_model == model and m.batch_size == e.batch_size)
@@ -167,15 +167,25 @@ def test_repeat_agreement_compares_each_held_out_models_first_two_measurements()
     assert got["all"] == pytest.approx({"n": 3, "within_10": 2 / 3, "median_difference": 2.0 / 1.9 - 1})
     lines = repeat_agreement_lines(repeat_agreement(data))
     assert len(lines) == 3 and "50.0% of 2 agree within 10 % (median difference 12.5 %)" in lines[1]
+    # "all" only beside several batch sizes with repeats; batch sizes in numeric order
+    single = CalibrationData(batch_sizes=(1, 8), measurements=[m(0, 1, 1.0), m(0, 1, 1.1), m(0, 8, 2.0)])
+    assert list(repeat_agreement(single)) == ["1"]
+    wide = CalibrationData(batch_sizes=(8, 16), measurements=[m(0, 16, 1.0), m(0, 16, 1.3), m(0, 8, 1.0), m(0, 8, 1.0)])
+    assert list(repeat_agreement(wide)) == ["all", "8", "16"]
     # exactly 10 % apart agrees; a data set without repeats has nothing to say
     assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(0, 1, 1.1)]))["1"].within_10 == 1.0
     assert repeat_agreement(CalibrationData(batch_sizes=(1,), measurements=[m(0, 1, 1.0), m(None, 1, 1.0)])) == {}
 
 
 KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
+KEPT_RUNS = ("2026-12-01-seed281", "2026-12-01-seed291")
 
 
-@pytest.mark.parametrize("path", sorted(p for p in KEPT.iterdir() if (p / DATA_FILE).is_file()), ids=lambda p: p.name)
+def test_the_kept_calibrations_are_there() -> None:
+    assert all((KEPT / run / DATA_FILE).is_file() for run in KEPT_RUNS)
+
+
+@pytest.mark.parametrize("path", [KEPT / run for run in KEPT_RUNS], ids=lambda p: p.name)
 def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path: Path) -> None:
     # real measurements kept in the repository (benchmarks/calibrations/README.md): this
     # code must read them, and what their profiles show must decide the pseudo kernels

@@ -83,6 +83,8 @@ def test_a_catalogue_record_may_carry_the_rooflines_measured_error() -> None:
         {"n": 0, "within_10": 0.1, "mape": 0.5, "measured_with": "x"},
         {"n": 3, "within_10": 1.5, "mape": 0.5, "measured_with": "x"},
         {"n": 3, "within_10": 0.5, "mape": "much", "measured_with": "x"},
+        {"n": 3, "within_10": 0.5, "mape": 0.2, "measured_with": "x", "kendall": "high"},
+        {"n": 3, "within_10": 0.5, "mape": 0.2, "measured_with": "x", "kendall": 1.5},
         ["n", 3],
     ):
         with pytest.raises(InvalidRequestError):

@@ -435,3 +435,46 @@ def test_interval_coverage_is_counted_out_of_sample() -> None:
     assert np.mean(inside) >= 0.9 - 1e-9  # the artifact's scale: fitted on every held-out model
     # cross-fitted: the quiet half inside (at the noisy half's scale), the noisy half mostly outside
     assert half.count(0) / len(half) <= cov["all"] < 0.8, cov
+
+
+@pytest.mark.parametrize("block", [16, 8])
+def test_the_nchwc_block_comes_from_the_training_profiles_and_is_saved(block: int, tmp_path: Path) -> None:
+    from nascost.predictors.sampler import INPUT_NAME, _Builder
+
+    # narrow Convs (8 and 24 channels) that the two blocks pad differently; the "profiles"
+    # are the pseudo kernels of a host with ``block``, whatever this host's is
+    exs = []
+    for i, width in enumerate((8, 24, 40, 24, 8, 56)):
+        b = _Builder(np.random.default_rng(i))
+        x, hw = b.conv(INPUT_NAME, 3, width, 3, 16)
+        x, _ = b.conv(x, width, 24, 1, hw)
+        g = load_graph(b.model(b.op("GlobalAveragePool", [x]), (3, 16, 16), "t"), ShapeRequest(dim_values={"N": 1}))
+        ks = tuple(dataclasses.replace(k, latency_us=2.0 + j) for j, k in enumerate(pseudo_kernels(g, nchwc_block=block)))
+        exs.append(TrainingExample(g, analyze(g), 1, 1e-3 * sum(k.latency_us for k in ks), ks, "conv_plain"))
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs * 4)
+    assert p.nchwc_block_ == block
+    assert p.adapted(DEV, exs[:3]).nchwc_block_ == block  # few-shot keeps the device's layout
+    path = save_predictor(p, tmp_path)
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["nchwc_block"] == block and load_predictor(path).nchwc_block_ == block
+    # an artifact from before the block was saved loads with the 16 its code assumed
+    del meta["nchwc_block"]
+    (path / "metadata.json").write_text(json.dumps(meta))
+    assert load_predictor(path).nchwc_block_ == 16
+
+
+def test_an_interval_side_the_quantile_models_closed_takes_the_other_sides_width() -> None:
+    p = LatencyPredictor(DEV).fit(list(_examples(30, 3)))
+    e = _examples(31, 3)[30]
+    est = p.predict_graph(e.graph, e.analysis, e.batch_size)
+    assert est.latency_ms_low < est.latency_ms < est.latency_ms_high
+    assert p.graph_model_ is not None
+    real = p.graph_model_.predict_interval
+    # the upper quantile below the point: that side is closed; it takes the lower side's width
+    p.graph_model_.predict_interval = lambda X, prior: (real(X, prior)[0], real(X, prior)[0])  # type: ignore[method-assign]
+    closed = p.predict_graph(e.graph, e.analysis, e.batch_size)
+    assert closed.latency_ms == pytest.approx(est.latency_ms)
+    assert closed.latency_ms_low == pytest.approx(est.latency_ms_low)
+    assert closed.latency_ms_high / closed.latency_ms == pytest.approx(closed.latency_ms / closed.latency_ms_low)
+    need = p.interval_needs([dataclasses.replace(e, measured_ms=1.01 * closed.latency_ms)])
+    assert need[0] < 1e3  # inside at some scale (was never)

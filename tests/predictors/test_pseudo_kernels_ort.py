@@ -21,6 +21,7 @@ from nascost.predictors.features import (
     host_nchwc_block,
     kernel_features,
     kernels_from_profile,
+    nchwc_block_from_examples,
     nchwc_block_from_kernels,
     pseudo_kernels,
     with_activations,
@@ -74,7 +75,8 @@ def test_hardswish_folds_into_the_conv_and_grouped_convs_run_blocked() -> None:
 
 def test_narrow_blocked_convs_are_padded_and_reordered_like_onnxruntime() -> None:
     block = host_nchwc_block()  # 16 with AVX-512, 8 with AVX2: the rules hold for either
-    assert block in (8, 16)
+    if block not in (8, 16):
+        pytest.skip(f"this host's onnxruntime runs no NCHWc kernels (block {block})")
     narrow = block // 2
 
     def build(b: _Builder) -> str:
@@ -215,7 +217,11 @@ def test_the_nchwc_block_is_the_devices_not_this_hosts() -> None:
     assert reorders == {16: ["ReorderOutput", "ReorderOutput"], 8: ["ReorderOutput"], 0: []}
     assert pseudo_kernels(graph) == by_block[host_nchwc_block()]
     # what a profile shows decides the block a predictor trained on it uses
-    assert nchwc_block_from_kernels(by_block[16]) == 16
+    # (16 and 32 channels are what a block of 8 would show for 16- and 32-wide Convs too:
+    # only the graph's own widths, 8 and 24, tell)
+    assert nchwc_block_from_kernels(by_block[16]) is None
+    assert nchwc_block_from_examples([(graph, by_block[16])]) == 16
     assert nchwc_block_from_kernels(by_block[8]) == 8
+    assert nchwc_block_from_examples([(graph, by_block[8])]) == 8
     assert nchwc_block_from_kernels(by_block[0]) == 0
     assert nchwc_block_from_kernels([k for k in by_block[8] if k.op_type != "Conv"]) is None

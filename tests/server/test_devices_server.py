@@ -45,7 +45,12 @@ def test_catalogue_register_and_persist(tmp_path: Path) -> None:
             )
             ev = evaluated.roofline_evaluation
             assert (ev["n"], ev["within_10pct"], ev["mape"], ev["measured_with"], ev["date"]) == (12, 0.25, 0.3, "vendor SDK", "2026-12-01")
-            assert ev["kendall"] == 0.0 and ev["cases"] == ""  # not given
+            assert "kendall" not in ev and "cases" not in ev  # not given
+            tau0 = c.register_device(
+                "edge-npu-4", peak_flops_per_s={"int8": 4e12}, memory_bandwidth_bytes_per_s=1e9,
+                roofline_evaluation={"n": 5, "within_10pct": 0.0, "mape": 0.5, "kendall": 0.0, "measured_with": "x"},
+            )
+            assert tau0.roofline_evaluation["kendall"] == 0.0 and tau0.roofline_evaluation["within_10pct"] == 0.0
             with pytest.raises(InvalidArgument, match="roofline_evaluation"):
                 c.register_device(
                     "edge-npu-3", peak_flops_per_s={"int8": 4e12}, memory_bandwidth_bytes_per_s=1e9,
