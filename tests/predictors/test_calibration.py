@@ -101,11 +101,14 @@ def test_calibration_saved_a_loadable_artifact(small_calibration: Any) -> None:
 
 def test_few_shot_curve_from_a_source_predictor(small_calibration: Any) -> None:
     rep, _, _ = small_calibration
-    slower = Device("cpu-slow", "same cpu, twice the time", "custom", DEV.spec)
+    slower = Device("cpu-slow", "twice the source's time", "custom", DEV.spec)
 
     def slow_measure(model_bytes: bytes, batch: int) -> tuple[float, list[dict[str, Any]], None]:
-        ms, _events, _ = ort_measure(model_bytes, batch)
-        return 2.0 * ms, [], None
+        # a device exactly twice as slow as the source predictor says: what few-shot
+        # adaptation should recover, free of this machine's timing noise (which made a
+        # real-timed version of this test flaky on a noisy host)
+        g = load_graph(onnx.load_from_string(model_bytes), ShapeRequest(dim_values={BATCH_DIM: batch}))
+        return 2.0 * rep.predictor.predict_graph(g, analyze(g), batch).latency_ms, [], None
 
     rep2 = calibrate(
         slower,
@@ -116,11 +119,13 @@ def test_few_shot_curve_from_a_source_predictor(small_calibration: Any) -> None:
         source_predictor=rep.predictor,
         max_macs_per_example=8e6,
         variants=False,
+        heldout_repeats=1,
     )
     curve = rep2.few_shot["all"]
     assert 0 in curve and 5 in curve
-    # k = 0 is the source model as is (about 2x off); 5 samples fix the scale
-    assert curve[5].mape < curve[0].mape
+    # k = 0 is the source model as is (2x off: MAPE 50 %); 5 samples recover the scale
+    assert curve[0].mape == pytest.approx(0.5, abs=1e-6)
+    assert curve[5].mape < 0.05
 
 
 def test_failed_measurements_are_skipped_and_bad_args_rejected() -> None:
