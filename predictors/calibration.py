@@ -81,7 +81,6 @@ from nascost.predictors.calibration_data import (
     CalibrationData,
     Examples,
     RepeatAgreement,
-    batch_group_order,
     reference_example,
     repeat_agreement,
 )
@@ -229,21 +228,8 @@ class CalibrationReport:
                 + ", ".join(f"{v} pairs from {k}" for k, v in sorted(self.heldout_measurements.items()))
                 + ")"
             )
-        lines.extend(repeat_agreement_lines(self.repeat_agreement))
+        lines.extend(r.describe(b) for b, r in self.repeat_agreement.items())
         return "\n".join(lines)
-
-
-def repeat_agreement_lines(agreement: Mapping[str, RepeatAgreement | Mapping[str, Any]]) -> list[str]:
-    """The report's lines on how closely held-out repeats agree (objects or their ``to_dict()``)."""
-    out = []
-    for b, r in sorted(agreement.items(), key=lambda kv: batch_group_order(kv[0])):
-        d = r.to_dict() if isinstance(r, RepeatAgreement) else r
-        out.append(
-            f"{b:>5} held-out repeats (same model, minutes apart): {100 * float(d['within_10']):.1f}% of "
-            f"{int(d['n'])} agree within 10 % (median difference {100 * float(d['median_difference']):.1f} %)"
-            ": the machine's own noise, to read the ±10 % figures by"
-        )
-    return out
 
 
 def _kernels(raw: Sequence[Any]) -> tuple[KernelRecord, ...]:

@@ -254,6 +254,14 @@ class RepeatAgreement:
     def to_dict(self) -> dict[str, float | int]:
         return {"n": self.n, "within_10": self.within_10, "median_difference": self.median_difference}
 
+    def describe(self, batch: str) -> str:
+        """One line of a report: ``batch`` is ``"all"`` or a batch size."""
+        return (
+            f"{batch:>5} held-out repeats (same model, minutes apart): {100 * self.within_10:.1f}% of {self.n} "
+            f"agree within 10 % (median difference {100 * self.median_difference:.1f} %): the machine's own "
+            "noise, to read the ±10 % figures by"
+        )
+
 
 def batch_group_order(key: str) -> tuple[int, int]:
     """Sort key of report groups: ``"all"`` first, then batch sizes by number ("2" before "16")."""

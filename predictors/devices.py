@@ -217,7 +217,7 @@ def load_shipped_catalogue(path: Path | None = None) -> list[Device]:
 
 
 ROOFLINE_EVALUATION_KEYS = ("n", "within_10", "mape", "measured_with")
-OPTIONAL_EVALUATION_KEYS = ("kendall", "cases", "date", "how")
+EVALUATION_NOTE_KEYS = ("cases", "date", "how")  # optional free text of a roofline_evaluation (besides kendall)
 
 
 def parse_roofline_evaluation(doc: Any) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from nascost.predictors.analysis import Analysis, NodeResult
-from nascost.predictors.costs.shapes import nchwc_block_from_weights
 from nascost.predictors.graph import Graph
 
 logger = logging.getLogger(__name__)
@@ -502,30 +501,28 @@ def host_nchwc_block() -> int:
     return nchwc_block_from_kernels(kernels_from_profile(events)) or 0
 
 
+_CONV_KERNELS = frozenset({"Conv", "FusedConv"})  # a profile's convolution kernels
+
+
 def nchwc_block_from_kernels(kernels: Iterable[KernelRecord]) -> int | None:
     """The NCHWc block of the onnxruntime that profiled ``kernels``, where they tell: 8 when
     a blocked Conv's output channels (padded to the block) are not a multiple of 16, 0 when
     Convs ran but none blocked. None when they cannot tell: no Conv ran, or every blocked
     Conv is a multiple of 16 wide, which both blocks pad alike (then compare the graphs'
     pseudo kernels with the profile, see :func:`nchwc_block_from_examples`)."""
-    convs = blocked = 0
-    for k in kernels:
-        if k.op_type in ("Conv", "FusedConv"):
-            convs += 1
-            if k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1:
-                blocked += 1
-                if nchwc_block_from_weights([k.output_shapes[0][1]]) != 16:
-                    return 8
-    if blocked:
-        return None
-    return 0 if convs else None
+    convs = [k for k in kernels if k.op_type in _CONV_KERNELS]
+    channels = _blocked_conv_channels(convs)
+    if any(c % 16 for c in channels):
+        return 8
+    return None if channels or not convs else 0
 
 
 def _blocked_conv_channels(kernels: Iterable[KernelRecord]) -> list[int]:
+    """Output channels (as padded) of the blocked Convs among ``kernels``, sorted."""
     return sorted(
         k.output_shapes[0][1]
         for k in kernels
-        if k.op_type in ("Conv", "FusedConv") and k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1
+        if k.op_type in _CONV_KERNELS and k.blocked and k.output_shapes and len(k.output_shapes[0]) > 1
     )
 
 

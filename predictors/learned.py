@@ -254,7 +254,9 @@ class KernelLatencyRegressor:
             flops = np.expm1(X[:, _K_FLOPS].astype(np.float64))
             nbytes = np.expm1(X[:, _K_BYTES].astype(np.float64))
             out = 1e6 * np.maximum(flops / self.peak_flops_per_s, nbytes / self.bandwidth_bytes_per_s) + self.overhead_us
-        for cat, coef in getattr(self, "row_prior_", {}).items() if X.shape[1] == len(KERNEL_FEATURES) else ():
+        if X.shape[1] != len(KERNEL_FEATURES):  # not a kernel matrix: no categories to read
+            return out
+        for cat, coef in getattr(self, "row_prior_", {}).items():
             rows = X[:, CATEGORY_COLUMN[cat]] > 0.5
             if rows.any():
                 out[rows] = np.maximum(_row_basis(X[rows]) @ np.asarray(coef), ROW_PRIOR_MIN_US)

@@ -475,12 +475,11 @@ def print_calibration(report: Any) -> None:
     if report.heldout_measurements:
         counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))
         console.print(f"[dim]held-out reference latencies: medians of measurements at different times ({counts})[/]")
-    for r in report.repeat_agreement:
-        console.print(
-            f"[dim]batch {r.batch}: two measurements of one held-out model, minutes apart, agree within 10 % for "
-            f"{100 * r.within_10pct:.1f} % of {r.n} (median difference {100 * r.median_difference:.1f} %): the "
-            "machine's own noise, to read the ±10 % figures by[/]"
-        )
+    if report.repeat_agreement:
+        from nascost.predictors.calibration_data import RepeatAgreement
+
+        for r in report.repeat_agreement:
+            console.print(f"[dim]{RepeatAgreement(r.n, r.within_10pct, r.median_difference).describe(r.batch)}[/]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from nascost.measurements.protocol import TimingOptions
 from nascost.measurements.runner import BatchResult, MeasurementResult, RunnerConfig
 from nascost.predictors.analysis import Analysis, NodeResult
-from nascost.predictors.devices import OPTIONAL_EVALUATION_KEYS, Device
+from nascost.predictors.devices import EVALUATION_NOTE_KEYS, Device
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
 from nascost.predictors.roofline import RooflinePrediction
@@ -252,9 +252,7 @@ def roofline_evaluation_proto(ev: Mapping[str, Any]) -> devices_pb2.RooflineEval
         mape=float(ev["mape"]),
         kendall=float(ev["kendall"]) if ev.get("kendall") is not None else None,
         measured_with=str(ev["measured_with"]),
-        cases=str(ev.get("cases", "")),
-        date=str(ev.get("date", "")),
-        how=str(ev.get("how", "")),
+        **{k: str(ev.get(k, "")) for k in EVALUATION_NOTE_KEYS},
     )
 
 
@@ -264,9 +262,7 @@ def roofline_evaluation_dict(ev: devices_pb2.RooflineEvaluation) -> dict[str, An
     out: dict[str, Any] = {"n": ev.n, "within_10": ev.within_10pct, "mape": ev.mape, "measured_with": ev.measured_with}
     if ev.HasField("kendall"):
         out["kendall"] = ev.kendall
-    for key in OPTIONAL_EVALUATION_KEYS:
-        if key != "kendall" and (value := getattr(ev, key)):
-            out[key] = value
+    out.update({k: v for k in EVALUATION_NOTE_KEYS if (v := getattr(ev, k))})
     return out
 
 

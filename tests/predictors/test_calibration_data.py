@@ -9,7 +9,7 @@ import pytest
 from ortprofile import CPU_1T, ort_measure
 
 from nascost.predictors.analysis import analyze
-from nascost.predictors.calibration import calibrate, refit, repeat_agreement_lines
+from nascost.predictors.calibration import calibrate, refit
 from nascost.predictors.calibration_data import (
     DATA_FILE,
     CalibrationData,
@@ -165,7 +165,7 @@ def test_repeat_agreement_compares_each_held_out_models_first_two_measurements()
     assert got["1"] == pytest.approx({"n": 2, "within_10": 0.5, "median_difference": (0.05 + 0.20) / 2})
     assert got["8"] == pytest.approx({"n": 1, "within_10": 1.0, "median_difference": 2.0 / 1.9 - 1})
     assert got["all"] == pytest.approx({"n": 3, "within_10": 2 / 3, "median_difference": 2.0 / 1.9 - 1})
-    lines = repeat_agreement_lines(repeat_agreement(data))
+    lines = [r.describe(b) for b, r in repeat_agreement(data).items()]
     assert len(lines) == 3 and "50.0% of 2 agree within 10 % (median difference 12.5 %)" in lines[1]
     # "all" only beside several batch sizes with repeats; batch sizes in numeric order
     single = CalibrationData(batch_sizes=(1, 8), measurements=[m(0, 1, 1.0), m(0, 1, 1.1), m(0, 8, 2.0)])
