@@ -12,8 +12,8 @@ successful measurement in the order it was taken: the model (by the digest of it
 stripped bytes, see :func:`~nascost.predictors.graph.strip_weights`), its family and
 hyper-parameters, the phase (``explore``, ``adapt`` or ``heldout``), the batch size, the
 latency (ms, the calibration's timing statistic) and the profiled kernels; a held-out
-measurement also names its held-out model, whose reference latency is the median of its
-measurements. Each model's stripped ONNX is stored once, base64-encoded. A 20-minute
+measurement also names its held-out model, whose reference latency is the fastest of its
+measurements; a training model measured more than once trains on its fastest. Each model's stripped ONNX is stored once, base64-encoded. A 20-minute
 calibration here is about 800 measurements of 400 models: 1-2 MB compressed.
 """
 
@@ -116,9 +116,9 @@ class Examples:
     """A calibration's data as the fit and the evaluation take it.
 
     Attributes:
-        train: one example per training measurement.
+        train: one example per training (model, batch size): its fastest measurement.
         heldout: one per held-out (model, batch size): its first measurement's kernels, the
-            median of its latencies.
+            fastest of its latencies.
         heldout_model: the held-out model of each ``heldout`` example.
         heldout_measurements: how many references came from 1, 2, ... measurements.
     """
@@ -216,7 +216,14 @@ class CalibrationData:
                 got = cache[(m.model, m.batch_size)] = (graph, analyze(graph))
             return TrainingExample(got[0], got[1], m.batch_size, m.latency_ms, m.kernels, m.family)
 
-        train = [example(m) for m in self.measurements if m.phase != "heldout"]
+        # a training model measured more than once trains on its fastest measurement
+        fastest: dict[tuple[str, int], Measurement] = {}
+        for m in self.measurements:
+            if m.phase != "heldout":
+                key = (m.model, m.batch_size)
+                if key not in fastest or m.latency_ms < fastest[key].latency_ms:
+                    fastest[key] = m
+        train = [example(m) for m in fastest.values()]
         first: dict[tuple[int, int], Measurement] = {}
         latencies: dict[tuple[int, int], list[float]] = {}
         for m in self.measurements:
@@ -235,10 +242,10 @@ class CalibrationData:
 class RepeatAgreement:
     """How closely two measurements of one held-out model, taken minutes apart, agree.
 
-    This is the machine's own noise, independent of any predictor. A held-out reference is
-    the median of such measurements and carries part of it: where two measurements of one
-    model agree within 10 % only half of the time (a busy shared host), no predictor's share
-    within ±10 % of the references says much, however good the predictor.
+    This is the machine's own noise, independent of any predictor: where two measurements of
+    one model agree within 10 % only half of the time (a busy shared host), one measurement
+    says little, and a held-out reference is the fastest of several (see
+    :mod:`nascost.predictors.calibration`), whose own agreement is far better.
 
     Attributes:
         n: held-out (model, batch size) pairs measured at least twice.
@@ -291,9 +298,10 @@ def repeat_agreement(data: CalibrationData) -> dict[str, RepeatAgreement]:
 
 
 def reference_example(first: TrainingExample, latencies: Sequence[float]) -> TrainingExample:
-    """A held-out reference: the model's first measured example at the median of its
-    latencies (measurements at different times; see :mod:`nascost.predictors.calibration`)."""
-    return dataclasses.replace(first, measured_ms=float(np.median(latencies)))
+    """A held-out reference: the model's first measured example at the fastest of its
+    latencies (measurements at different times: another tenant's load only ever adds time;
+    see :mod:`nascost.predictors.calibration`)."""
+    return dataclasses.replace(first, measured_ms=float(min(latencies)))
 
 
 def read_calibration_data(path: Path | str) -> CalibrationData:

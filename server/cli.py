@@ -474,7 +474,7 @@ def print_calibration(report: Any) -> None:
     console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
     if report.heldout_measurements:
         counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))
-        console.print(f"[dim]held-out reference latencies: medians of measurements at different times ({counts})[/]")
+        console.print(f"[dim]held-out reference latencies: the fastest of measurements at different times ({counts})[/]")
     if report.repeat_agreement:
         from nascost.predictors.calibration_data import RepeatAgreement
 
