@@ -550,6 +550,7 @@ def calibrate(
     )
     trained: list[_Trained] = []
     pending: deque[_Trained] = deque()  # training models due for another measurement, oldest first
+    train_configs: set[str] = set()
 
     def n_train() -> int:
         return sum(len(t.fastest) for t in trained)
@@ -631,7 +632,11 @@ def calibrate(
                 next_refit = n_train() + max(10, n_train() // 4)
                 logger.info("calibration: family errors %s", {k: round(v, 3) for k, v in errs.items()})
                 t0 = time.monotonic()  # the refit measured nothing: it is neither kind's time
-            t = _Trained(sampler.sample(weights=weights if phase == "adapt" else None), phase)
+            # no architecture twice: a repeat is a deliberate second measurement, and a refit
+            # of the kept data (which keys models by architecture) sees the same examples
+            sample = sampler.sample(weights=weights if phase == "adapt" else None, exclude=train_configs)
+            train_configs.add(config_key(sample.family, sample.config))
+            t = _Trained(sample, phase)
             batches = list(batch_sizes)
         for b in batches:
             m = run.measure(t.sample, b, t.phase)

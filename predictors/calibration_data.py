@@ -266,7 +266,7 @@ class RepeatAgreement:
         return (
             f"{batch:>5} held-out repeats (same model, minutes apart): {100 * self.within_10:.1f}% of {self.n} "
             f"agree within 10 % (median difference {100 * self.median_difference:.1f} %): the machine's own "
-            "noise, to read the ±10 % figures by"
+            "noise in one measurement (a reference is the fastest of several)"
         )
 
 
