@@ -479,7 +479,8 @@ def print_calibration(report: Any) -> None:
         from nascost.predictors.calibration_data import RepeatAgreement
 
         for r in report.repeat_agreement:
-            console.print(f"[dim]{RepeatAgreement(r.n, r.within_10pct, r.median_difference).describe(r.batch)}[/]")
+            confirmed = r.confirmed_5pct if r.HasField("confirmed_5pct") else None
+            console.print(f"[dim]{RepeatAgreement(r.n, r.within_10pct, r.median_difference, confirmed).describe(r.batch)}[/]")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

@@ -161,11 +161,12 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
         out.heldout_measurements[int(k)] = int(v)
     # metadata.json sorts its keys ("1", "16", "8", "all"): groups go "all", "1", "8", "16"
     for b, r in sorted((d.get("repeat_agreement") or {}).items(), key=lambda kv: batch_group_order(kv[0])):
-        out.repeat_agreement.append(
-            prediction_pb2.RepeatAgreement(
-                batch=str(b), n=int(r["n"]), within_10pct=float(r["within_10"]), median_difference=float(r["median_difference"])
-            )
+        agreement = prediction_pb2.RepeatAgreement(
+            batch=str(b), n=int(r["n"]), within_10pct=float(r["within_10"]), median_difference=float(r["median_difference"])
         )
+        if r.get("confirmed") is not None:
+            agreement.confirmed_5pct = float(r["confirmed"])
+        out.repeat_agreement.append(agreement)
     groups: Mapping[str, Mapping[str, Any]] = d.get("accuracy", {})
     for group, by_predictor in sorted(groups.items(), key=lambda kv: batch_group_order(kv[0])):
         for name, m in by_predictor.items():

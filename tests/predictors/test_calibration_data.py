@@ -15,6 +15,7 @@ from nascost.predictors.calibration_data import (
     CalibrationData,
     Measurement,
     read_calibration_data,
+    RepeatAgreement,
     repeat_agreement,
 )
 from nascost.predictors.errors import InvalidRequestError
@@ -145,7 +146,7 @@ def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, t
             CalibrationData.from_bytes(gzip.compress(json.dumps(bad).encode()))
 
 
-def test_repeat_agreement_compares_each_held_out_models_first_two_measurements() -> None:
+def test_repeat_agreement_compares_first_two_measurements_and_confirms_the_fastest() -> None:
     def m(held: int | None, batch: int, ms: float) -> Measurement:
         phase = "explore" if held is None else "heldout"
         return Measurement("k", "f", {}, phase, batch, ms, (), held)
@@ -154,7 +155,7 @@ def test_repeat_agreement_compares_each_held_out_models_first_two_measurements()
         batch_sizes=(1, 8),
         measurements=[
             m(0, 1, 1.00), m(None, 1, 5.0), m(0, 1, 1.05), m(0, 1, 2.0),  # 5 % apart; a third is ignored
-            m(1, 1, 1.20), m(1, 1, 1.00),  # 20 % apart, the slower first
+            m(1, 1, 1.20), m(1, 1, 1.00), m(1, 1, 1.02),  # 20 % apart, the slower first; a third confirms the fastest
             m(2, 1, 3.00),  # measured once: no pair
             m(0, 8, 2.00), m(0, 8, 1.90),  # 5.3 % apart
             m(None, 8, 9.0), m(None, 8, 1.0),  # training: never compared
@@ -162,11 +163,16 @@ def test_repeat_agreement_compares_each_held_out_models_first_two_measurements()
     )
     got = {b: r.to_dict() for b, r in repeat_agreement(data).items()}
     assert list(got) == ["all", "1", "8"]
-    assert got["1"] == pytest.approx({"n": 2, "within_10": 0.5, "median_difference": (0.05 + 0.20) / 2})
-    assert got["8"] == pytest.approx({"n": 1, "within_10": 1.0, "median_difference": 2.0 / 1.9 - 1})
-    assert got["all"] == pytest.approx({"n": 3, "within_10": 2 / 3, "median_difference": 2.0 / 1.9 - 1})
+    # confirmed: the two fastest within 5 % (1.00 and 1.05; 1.00 and 1.02; not 1.90 and 2.00)
+    assert got["1"] == pytest.approx({"n": 2, "within_10": 0.5, "median_difference": (0.05 + 0.20) / 2, "confirmed": 1.0})
+    assert got["8"] == pytest.approx({"n": 1, "within_10": 1.0, "median_difference": 2.0 / 1.9 - 1, "confirmed": 0.0})
+    assert got["all"] == pytest.approx({"n": 3, "within_10": 2 / 3, "median_difference": 2.0 / 1.9 - 1, "confirmed": 2 / 3})
     lines = [r.describe(b) for b, r in repeat_agreement(data).items()]
     assert len(lines) == 3 and "50.0% of 2 agree within 10 % (median difference 12.5 %)" in lines[1]
+    assert "100.0% of the references (each the fastest) have a second measurement within 5 %" in lines[1]
+    # artifacts from before the share was kept: no claim either way
+    old = RepeatAgreement(2, 0.5, 0.1)
+    assert "confirmed" not in old.to_dict() and "second measurement" not in old.describe("1")
     # "all" only beside several batch sizes with repeats; batch sizes in numeric order
     single = CalibrationData(batch_sizes=(1, 8), measurements=[m(0, 1, 1.0), m(0, 1, 1.1), m(0, 8, 2.0)])
     assert list(repeat_agreement(single)) == ["1"]

@@ -54,9 +54,10 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
             assert latest.selected_predictor == report.selected_predictor
             assert dict(latest.heldout_measurements) == dict(report.heldout_measurements)
             assert sum(report.heldout_measurements.values()) >= report.heldout_models
-            assert [(r.batch, r.n, r.within_10pct) for r in latest.repeat_agreement] == [
-                (r.batch, r.n, r.within_10pct) for r in report.repeat_agreement
+            assert [(r.batch, r.n, r.within_10pct, r.confirmed_5pct) for r in latest.repeat_agreement] == [
+                (r.batch, r.n, r.within_10pct, r.confirmed_5pct) for r in report.repeat_agreement
             ]
+            assert all(r.HasField("confirmed_5pct") and 0.0 <= r.confirmed_5pct <= 1.0 for r in latest.repeat_agreement)
 
             after = c.predict(tiny_resnet(), device_ids=["local"], dim_values={"batch": 1})
             preds = {p.predictor.partition("@")[0]: p for p in after.devices[0].predictions}

@@ -116,16 +116,18 @@ class CalibrationReport(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ..., repeat_agreement: _Optional[_Iterable[_Union[RepeatAgreement, _Mapping]]] = ...) -> None: ...
 
 class RepeatAgreement(_message.Message):
-    __slots__ = ("batch", "n", "within_10pct", "median_difference")
+    __slots__ = ("batch", "n", "within_10pct", "median_difference", "confirmed_5pct")
     BATCH_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     WITHIN_10PCT_FIELD_NUMBER: _ClassVar[int]
     MEDIAN_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_5PCT_FIELD_NUMBER: _ClassVar[int]
     batch: str
     n: int
     within_10pct: float
     median_difference: float
-    def __init__(self, batch: _Optional[str] = ..., n: _Optional[int] = ..., within_10pct: _Optional[float] = ..., median_difference: _Optional[float] = ...) -> None: ...
+    confirmed_5pct: float
+    def __init__(self, batch: _Optional[str] = ..., n: _Optional[int] = ..., within_10pct: _Optional[float] = ..., median_difference: _Optional[float] = ..., confirmed_5pct: _Optional[float] = ...) -> None: ...
 
 class CalibrateProgress(_message.Message):
     __slots__ = ("stage", "fraction", "message")
