@@ -221,9 +221,9 @@ class CalibrationData:
         fastest: dict[tuple[str, int], Measurement] = {}
         for m in self.measurements:
             if m.phase != "heldout":
-                key = (m.model, m.batch_size)
-                if key not in fastest or m.latency_ms < fastest[key].latency_ms:
-                    fastest[key] = m
+                pair = (m.model, m.batch_size)
+                if pair not in fastest or m.latency_ms < fastest[pair].latency_ms:
+                    fastest[pair] = m
         train = [example(m) for m in fastest.values()]
         first: dict[tuple[int, int], Measurement] = {}
         latencies: dict[tuple[int, int], list[float]] = {}

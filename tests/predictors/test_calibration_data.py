@@ -14,8 +14,8 @@ from nascost.predictors.calibration_data import (
     DATA_FILE,
     CalibrationData,
     Measurement,
-    read_calibration_data,
     RepeatAgreement,
+    read_calibration_data,
     repeat_agreement,
 )
 from nascost.predictors.errors import InvalidRequestError
