@@ -64,9 +64,9 @@ minute apart; up to ``heldout_max_repeats`` = 5 while its two fastest differ by 
 ``heldout_agreement`` = 5 %: 92 % agreement at 3.6 measurements on average, resampled as
 above), and the predictor must learn the same statistic: a training model is measured
 ``train_repeats`` = 2 times, 20 s or more apart, and trains on the faster (a slowed label
-then needs both slowed: 18 % instead of 43 % of them here). Training on half as many
-models costs little: on the quiet hosts, 75 % of a 20-minute calibration's training data
-gave a held-out MAPE within 0.1 point of all of it.
+then needs both slowed: 18 % instead of 43 % of them here). That trains on about half as
+many models; on the quiet hosts 75 % of a 20-minute calibration's training data gave a
+held-out MAPE within 0.1 point of all of it (half was not tried there).
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
@@ -480,7 +480,7 @@ def calibrate(
         seed: makes the sampled architectures deterministic.
         progress: called after every measurement.
         heldout_fraction: share of the measuring time spent on held-out evaluation models
-            (the references take 2-3 measurements each; training on 75 % of a 20-minute
+            (the references take 3-5 measurements each; training on 75 % of a 20-minute
             calibration's data gave a held-out MAPE within 0.1 point of all of it).
         heldout_repeats: measurements of each held-out model (the reference latency is the
             fastest); a repeat waits until ``heldout_repeat_gap_s`` after the model's last
@@ -548,15 +548,15 @@ def calibrate(
         min_macs_per_example=min_macs,
         large_share=large_share,
     )
-    trained: list[_Trained] = []
+    trained_by_key: dict[str, _Trained] = {}  # by model key, in the order first measured
     pending: deque[_Trained] = deque()  # training models due for another measurement, oldest first
     train_configs: set[str] = set()
 
     def n_train() -> int:
-        return sum(len(t.fastest) for t in trained)
+        return sum(len(t.fastest) for t in trained_by_key.values())
 
     def train_examples() -> list[TrainingExample]:
-        return [e for t in trained for e in t.fastest.values()]
+        return [e for t in trained_by_key.values() for e in t.fastest.values()]
 
     weights: list[float] | None = None
     next_refit = 0
@@ -619,8 +619,9 @@ def calibrate(
             continue
         # 2. explore (uniform over the families), then 3. adapt (where the error is); a training
         # model measured fewer than ``train_repeats`` times is measured again first, once
-        # ``train_repeat_gap_s`` has passed since its last measurement
-        if pending and (t0 - pending[0].last_s >= train_repeat_gap_s):
+        # ``train_repeat_gap_s`` has passed since its last measurement (or sooner in the
+        # budget's last stretch: no model left measured once)
+        if pending and (t0 - pending[0].last_s >= train_repeat_gap_s or run.time_left() < train_repeat_gap_s):
             t = pending.popleft()
             batches = list(t.fastest)
         else:
@@ -632,24 +633,32 @@ def calibrate(
                 next_refit = n_train() + max(10, n_train() // 4)
                 logger.info("calibration: family errors %s", {k: round(v, 3) for k, v in errs.items()})
                 t0 = time.monotonic()  # the refit measured nothing: it is neither kind's time
-            # no architecture twice: a repeat is a deliberate second measurement, and a refit
-            # of the kept data (which keys models by architecture) sees the same examples
+            # no configuration twice: a repeat is a deliberate second measurement
             sample = sampler.sample(weights=weights if phase == "adapt" else None, exclude=train_configs)
             train_configs.add(config_key(sample.family, sample.config))
             t = _Trained(sample, phase)
             batches = list(batch_sizes)
+        key = ""
         for b in batches:
             m = run.measure(t.sample, b, t.phase)
             if m is not None:
-                data.add(t.sample, m.example, t.phase, model_bytes=m.model_bytes)
+                key = data.add(t.sample, m.example, t.phase, model_bytes=m.model_bytes)
                 t.keep(m.example)
-        if not t.times_measured and t.fastest:
-            trained.append(t)
-        t.times_measured += 1
         t.last_s = time.monotonic()
-        if t.fastest and t.times_measured < train_repeats:
-            pending.append(t)
         train_spent += t.last_s - t0
+        if not t.fastest:
+            continue  # a new draw that failed at every batch size (a repeat always has some)
+        if not t.times_measured and key in trained_by_key:
+            # two configurations can build one model (the kept data knows models by their
+            # stripped bytes): this draw is one more measurement of the model already drawn
+            for e in t.fastest.values():
+                trained_by_key[key].keep(e)
+            continue
+        if not t.times_measured:
+            trained_by_key[key] = t
+        t.times_measured += 1
+        if t.times_measured < train_repeats:
+            pending.append(t)
 
     heldout: list[TrainingExample] = []
     held_model: list[int] = []  # which held-out model each reference is of
@@ -667,7 +676,9 @@ def calibrate(
         "heldout_repeats": heldout_repeats,
         "heldout_max_repeats": heldout_max_repeats,
         "heldout_agreement": heldout_agreement,
+        "heldout_repeat_gap_s": heldout_repeat_gap_s,
         "train_repeats": train_repeats,
+        "train_repeat_gap_s": train_repeat_gap_s,
         "measurement": measurement,
         "sampler": {
             "max_macs_per_example": max_macs_per_example,
@@ -755,7 +766,9 @@ _CARRIED_METADATA = (
     "heldout_repeats",
     "heldout_max_repeats",
     "heldout_agreement",
+    "heldout_repeat_gap_s",
     "train_repeats",
+    "train_repeat_gap_s",
     "measurement",
     "sampler",
 )
@@ -786,7 +799,7 @@ def _fit_and_report(
     if len(train) < 2:
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
     if progress is not None:
-        progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(train)} measurements"))
+        progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(train)} examples"))
     learned = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
     flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
     preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {

@@ -148,9 +148,10 @@ class CalibrationData:
         heldout_model: int | None = None,
         *,
         model_bytes: bytes | None = None,
-    ) -> None:
+    ) -> str:
         """Record one measurement of ``sample`` (its example as the calibration built it;
-        ``model_bytes``: the sample's serialized model, when the caller has it)."""
+        ``model_bytes``: the sample's serialized model, when the caller has it); returns the
+        model's key (two draws that build one model share it)."""
         if phase not in PHASES:
             raise InvalidRequestError(f"phase must be one of {PHASES}, got {phase!r}")
         # the same draw (family, hyper-parameters, seed) is one model: stripped once
@@ -172,6 +173,7 @@ class CalibrationData:
                 heldout_model,
             )
         )
+        return key
 
     def to_bytes(self) -> bytes:
         doc = {

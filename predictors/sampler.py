@@ -314,8 +314,8 @@ def _build_cnn(family: str, rng: np.random.Generator, dry: bool = False) -> tupl
         cfg["stage_kernels"] = [int(_pick(rng, [3, 3, 5, 7])) for _ in range(cfg["stages"])]
         cfg["stage_acts"] = [str(_pick(rng, ["relu", "relu6", "silu", "hardswish"])) for _ in range(cfg["stages"])]
     # A last 1x1 conv widening the features before the pool, as MobileNetV2 (1280),
-    # EfficientNet (1280) and MobileNetV3 (960) have: the classifier then reads 1-5 MB of
-    # weights however small the network. Without it a 20-minute calibration held three
+    # EfficientNet (1280) and MobileNetV3 (960) have: a 1000-class classifier then reads
+    # 3.8-8.2 MB of weights however small the network. Without it a 20-minute calibration held three
     # batch-1 GEMVs of >= 2 MB of weights (one in a sub-millisecond model), and held-out
     # MobileNetV2-like heads (1280 -> 1000, weights resident in the LLC between runs) were
     # predicted 1.7x too slow. Drawn last: every other choice of a seed stays as it was.

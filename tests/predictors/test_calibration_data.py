@@ -65,6 +65,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Any:
         variants=False,
         heldout_repeats=2,
         heldout_repeat_gap_s=0.3,
+        train_repeat_gap_s=0.3,  # training models measured twice too: a refit must read them alike
     )
     return rep, data_dir
 
@@ -81,6 +82,12 @@ def test_a_calibration_keeps_every_measurement_beside_its_predictor(calibrated: 
     assert {m.phase for m in data.measurements} <= {"explore", "adapt", "heldout"}
     # a model measured at 2 batch sizes (and more than once) is stored once
     assert len(data.models) < len(data.measurements)
+    trained: dict[tuple[str, int], list[float]] = {}
+    for m in data.measurements:
+        if m.phase != "heldout":
+            trained.setdefault((m.model, m.batch_size), []).append(m.latency_ms)
+    assert max(len(v) for v in trained.values()) >= 2  # repeats happened
+    assert sorted(e.measured_ms for e in ex.train) == sorted(min(v) for v in trained.values())
     assert all(k.latency_us is not None for e in ex.train for k in e.kernels)
     # the report says how closely each held-out model's repeats agreed, as the data does
     # (a short calibration on a slow machine may have no time for repeats: then there is none)
@@ -198,8 +205,8 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
     meta = json.loads((path / "metadata.json").read_text())
     data = read_calibration_data(path)
     assert list(data.batch_sizes) == meta["batch_sizes"] == [1, 8]
-    # one training example per (model, batch size); seed 301 measured each twice (a sampled
-    # architecture could still repeat then: two draws, one model)
+    # one training example per (model, batch size); seeds 301 and 311 measured each twice
+    # (seed 301's calibration counted two configurations that build one model as two)
     measured = sum(m.phase != "heldout" for m in data.measurements)
     pairs = {(m.model, m.batch_size) for m in data.measurements if m.phase != "heldout"}
     assert len(pairs) <= meta["n_train"] <= measured
