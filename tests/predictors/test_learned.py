@@ -390,20 +390,23 @@ def test_few_shot_keeps_a_plain_scale_when_a_line_fits_only_noise() -> None:
     assert np.ptp(x) > np.log(4)  # enough spread and samples for a line to be tried
     i, j = np.triu_indices(12, 1)
     kept, tilted = 0, 0
-    for seed in range(10):
+    for seed in range(20):
         # another device exactly 2x slower, measured with 10 % noise unrelated to size
         noise = np.random.default_rng(seed).lognormal(0.0, 0.1, 12)
+        # (of the source predictor's own predictions: its error on these real timings, 11 %
+        # median on a noisy host, is not what adaptation is about)
         other = [
-            TrainingExample(e.graph, e.analysis, e.batch_size, 2.0 * e.measured_ms * f, e.kernels, e.family)
-            for e, f in zip(exs[40:52], noise, strict=True)
+            TrainingExample(e.graph, e.analysis, e.batch_size, 2.0 * float(np.exp(xe)) * f, e.kernels, e.family)
+            for e, xe, f in zip(exs[40:52], x, noise, strict=True)
         ]
         y = np.log([e.measured_ms for e in other])
         tilted += abs(np.median((y[j] - y[i]) / (x[j] - x[i])) - 1.0) > 0.01  # a line would tilt
         q = p.adapted(DEV, other)
         kept += q.log_slope_ == 1.0  # the line did not beat the scale on the left-out samples
-        truth = np.array([2 * e.measured_ms for e in exs[52:]])
+        truth = 2 * p.predict(exs[52:])  # the adapted predictor is the source's, twice as slow
         assert np.median(np.abs(np.log(q.predict(exs[52:]) / truth))) < 0.1
-    assert tilted >= 8 and kept >= 7, (tilted, kept)
+    # a line would tilt in most draws, and the scale is kept in most
+    assert tilted >= 12 and kept >= 14, (tilted, kept)
 
 
 def test_interval_coverage_is_counted_out_of_sample() -> None:
