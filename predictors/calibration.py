@@ -91,6 +91,7 @@ import numpy as np
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.calibration_data import (
+    CONFIRMED_WITHIN,
     DATA_FILE,
     CalibrationData,
     Examples,
@@ -150,7 +151,7 @@ LEARNED_VARIANT = "learned_kernel_sum"  # what the report's "learned" is (the sc
 HELDOUT_FRACTION = 0.3  # of the measuring time; the rest trains (training data past ~10 min adds little)
 HELDOUT_REPEATS = 3  # measurements of each held-out model; its reference is the fastest
 HELDOUT_MAX_REPEATS = 5  # ... and up to this many while the two fastest disagree
-HELDOUT_AGREEMENT = 0.05  # the two fastest agree when the slower is within 5 % of the faster
+HELDOUT_AGREEMENT = CONFIRMED_WITHIN  # the two fastest agree when the slower is within 5 % of the faster
 TRAIN_REPEATS = 2  # measurements of each training model; it trains on the fastest
 TRAIN_REPEAT_GAP_S = 20.0  # ... taken at least this long apart
 HELDOUT_REPEAT_GAP_S = 60.0  # a held-out model is measured again at least this long after

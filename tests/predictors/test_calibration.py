@@ -336,17 +336,22 @@ def test_a_held_out_reference_is_the_fastest_of_its_measurements() -> None:
     assert n == 3 and e.measured_ms == 10.0 and e.graph is g  # a slowed first measurement does not count
 
 
+def _architecture_digest(model_bytes: bytes) -> str:
+    """A model's digest without its random float weights: its architecture."""
+    m = onnx.load_from_string(model_bytes)
+    for w in m.graph.initializer:
+        if w.data_type == onnx.TensorProto.FLOAT:
+            w.ClearField("raw_data")
+            w.ClearField("float_data")
+    return hashlib.sha256(m.graph.SerializeToString()).hexdigest()
+
+
 def test_training_models_are_measured_twice_apart_and_train_on_the_faster(tmp_path: Path) -> None:
     calls: list[tuple[str, int, float, float]] = []  # architecture digest, batch, time, latency
 
     def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
         time.sleep(0.004)
-        m = onnx.load_from_string(model_bytes)
-        for w in m.graph.initializer:  # the architecture, not its random weights
-            if w.data_type == onnx.TensorProto.FLOAT:
-                w.ClearField("raw_data")
-                w.ClearField("float_data")
-        digest = hashlib.sha256(m.graph.SerializeToString()).hexdigest()
+        digest = _architecture_digest(model_bytes)
         first = not any(c[0] == digest and c[1] == batch for c in calls)
         # half of the models are slowed by 30 % on their first measurement
         y = (1.0 + len(model_bytes) / 1e6) * (1.3 if first and int(digest, 16) % 2 == 0 else 1.0)
@@ -404,12 +409,7 @@ def test_held_out_models_are_distinct_though_the_sampler_repeats_small_ones() ->
 
     def recorded(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
         time.sleep(0.004)
-        m = onnx.load_from_string(model_bytes)
-        for w in m.graph.initializer:  # the architecture, not its random weights
-            if w.data_type == onnx.TensorProto.FLOAT:
-                w.ClearField("raw_data")
-                w.ClearField("float_data")
-        digests.append(hashlib.sha256(m.graph.SerializeToString()).hexdigest())
+        digests.append(_architecture_digest(model_bytes))
         return 1.0 + len(model_bytes) / 1e6, [], None
 
     phases: list[str] = []
