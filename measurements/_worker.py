@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         from nascost.measurements.protocol import TimingOptions
         from nascost.measurements.runner import RunnerConfig, _looks_like_memory, run_measurement
         from nascost.predictors.errors import InvalidRequestError
-        from nascost.predictors.graph import ShapeRequest
+        from nascost.predictors.shapes import ShapeRequest
 
         shapes_d = header.get("shapes")
         shapes = None

@@ -34,7 +34,7 @@ from nascost.predictors.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from nascost.predictors.analysis import Analysis
-    from nascost.predictors.graph import ShapeRequest
+    from nascost.predictors.shapes import ShapeRequest
 
 logger = logging.getLogger(__name__)
 

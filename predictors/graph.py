@@ -43,6 +43,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from nascost.predictors.errors import InvalidModelError, InvalidRequestError, UnsafeModelError
+from nascost.predictors.shapes import ShapeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -350,22 +351,6 @@ def refuse_external_data(model: onnx.ModelProto) -> None:
 
 
 # --------------------------------------------------------------------------- shapes
-
-
-@dataclass(frozen=True, slots=True)
-class ShapeRequest:
-    """Shapes chosen for one request."""
-
-    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    dim_values: Mapping[str, int] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        for name, dims in self.input_shapes.items():
-            if any(int(d) < 1 for d in dims):
-                raise InvalidRequestError(f"input shape for {name!r} must have every dim >= 1, got {list(dims)}")
-        for name, v in self.dim_values.items():
-            if int(v) < 1:
-                raise InvalidRequestError(f"dim value {name}={v} must be >= 1")
 
 
 def _type_shape(vi: onnx.ValueInfoProto | onnx.TypeProto) -> tuple[int, tuple[int | None, ...] | None, tuple[str, ...]]:

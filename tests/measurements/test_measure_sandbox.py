@@ -7,6 +7,7 @@ import signal
 import statistics
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -239,3 +240,34 @@ def test_a_sent_result_stands_even_if_teardown_crashes(tmp_path: object) -> None
         _outcome([], -signal.SIGSEGV, 1, "/nonexistent", str(tmp_path), SandboxLimits())
     with pytest.raises(LimitExceededError):
         _outcome([{"type": "error", "kind": "limit", "stage": "timing", "message": "std::bad_alloc"}], 3, 1, "/x", str(tmp_path), SandboxLimits())
+
+
+def test_the_worker_measures_without_importing_onnx(tmp_path: Any) -> None:
+    """onnx pulls ml_dtypes, about 1 s of every worker's start on the hosts of 2026-12-01:
+    the worker reads its shapes from ``nascost.predictors.shapes`` and runs onnxruntime only."""
+    import json
+    import subprocess
+    import sys
+
+    model = convnet()
+    header = {
+        "model_size": len(model),
+        "batch_sizes": [2],
+        "shapes": {"input_shapes": {}, "dim_values": {"N": 2}},
+        "config": RunnerConfig(profile_nodes=True).to_dict(),
+        "timing": QUICK.to_dict(),
+        "limits": {},
+    }
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "nascost.measurements._worker", "--fd", "1"],
+        input=(json.dumps(header) + "\n").encode() + model,
+        capture_output=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,  # the worker writes its profile trace in its cwd
+    )
+    messages = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert messages[-1]["type"] == "result", messages[-1]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported
+    assert not imported & {"onnx", "ml_dtypes", "nascost.predictors.graph"}
