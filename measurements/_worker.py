@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             timing=TimingOptions.from_dict(header["timing"]),
             workdir=os.getcwd(),
             progress=progress,
+            quiet=header.get("quiet"),
         )
         _send(
             fd,

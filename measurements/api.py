@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.quiet import QuietGate
 from nascost.measurements.runner import MeasurementResult, ProgressFn, RunnerConfig
 from nascost.measurements.sandbox import SandboxLimits, run_sandboxed
 from nascost.predictors.errors import CancelledError, LimitExceededError, NascostError
@@ -138,6 +139,7 @@ def measure(
     analyze_optimized: bool = False,
     lock_timeout_s: float | None = None,
     lock_dir: str | os.PathLike[str] | None = None,
+    quiet: QuietGate | None = None,
 ) -> MeasurementResult:
     """Measure a model on the local device, sandboxed, one measurement at a time per device.
 
@@ -156,6 +158,7 @@ def measure(
             at the first batch size's input shapes (``result.optimized_analysis``).
         lock_timeout_s: give up waiting for a busy device after this long.
         lock_dir: directory for the cross-process device lock (see :func:`device_lock`).
+        quiet: wait for a quiet host before timing (:mod:`nascost.measurements.quiet`).
 
     Raises:
         The domain errors of :func:`nascost.measurements.sandbox.run_sandboxed`.
@@ -182,6 +185,7 @@ def measure(
             limits=limits,
             progress=report,
             cancel=cancel,
+            quiet=quiet,
         )
     if analyze_optimized:
         result = _with_optimized_analysis(result, report)

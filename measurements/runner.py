@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nascost.measurements.protocol import LatencyStats, TimingOptions, time_runs
+from nascost.measurements.quiet import QuietReport, wait_for_quiet
 from nascost.predictors.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ class MeasurementResult:
         optimized_analysis: that graph counted again by the static engine (filled in by
             :func:`nascost.measurements.api.measure` when asked; never by the worker).
         warnings: things the caller should know (profile unavailable, ...).
+        quiet: what the quiet gate saw before timing (:mod:`nascost.measurements.quiet`),
+            when the measurement asked for one.
     """
 
     batches: tuple[BatchResult, ...]
@@ -221,6 +224,7 @@ class MeasurementResult:
     onnxruntime_version: str
     warnings: tuple[str, ...] = ()
     optimized_analysis: Analysis | None = None
+    quiet: QuietReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (without the optimized model bytes and its analysis)."""
@@ -233,6 +237,7 @@ class MeasurementResult:
             "optimization_level": self.optimization_level,
             "onnxruntime_version": self.onnxruntime_version,
             "warnings": list(self.warnings),
+            **({"quiet": self.quiet.to_dict()} if self.quiet is not None else {}),
         }
 
     @classmethod
@@ -249,6 +254,7 @@ class MeasurementResult:
             optimization_level=str(d["optimization_level"]),
             onnxruntime_version=str(d["onnxruntime_version"]),
             warnings=tuple(str(w) for w in d.get("warnings", ())),
+            quiet=QuietReport.from_dict(d["quiet"]) if d.get("quiet") else None,
         )
 
 
@@ -648,6 +654,7 @@ def run_measurement(
     workdir: str,
     progress: ProgressFn | None = None,
     seed: int = 0,
+    quiet: Mapping[str, Any] | None = None,
 ) -> tuple[MeasurementResult, str | None]:
     """Measure a model in *this* process (the sandbox worker calls this).
 
@@ -655,6 +662,8 @@ def run_measurement(
         model_bytes: serialized ONNX, already checked for external data by the caller.
         batch_sizes: measured in this order; empty = the graph's own (:func:`default_batch_size`).
         workdir: a private directory for the profile trace and the optimized graph.
+        quiet: a :meth:`~nascost.measurements.quiet.QuietGate.to_dict`: wait for a quiet
+            host (the gate's probe, in this configuration) before timing.
 
     Returns:
         The result (without ``optimized_model`` bytes) and the path of the optimized graph
@@ -686,6 +695,10 @@ def run_measurement(
     resolved_all = [resolve_input_shapes(specs, shapes, b) for b in batch_list]
     do_profile = config.profile_nodes or config.save_optimized_graph
     n_steps = len(batch_list) * (2 if do_profile else 1)
+    quiet_report = None
+    if quiet is not None:
+        report("timing", 0.0, "waiting for a quiet host")
+        quiet_report = wait_for_quiet(quiet, session_options(config), providers)
 
     timed: list[tuple[int, LatencyStats, int, dict[str, tuple[int, ...]]]] = []
     for bi, (b, resolved) in enumerate(zip(batch_list, resolved_all, strict=True)):
@@ -784,6 +797,7 @@ def run_measurement(
         optimization_level=config.optimization_level,
         onnxruntime_version=ort.__version__,
         warnings=tuple(warnings),
+        quiet=quiet_report,
     )
     return result, optimized_path
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.quiet import QuietGate
 from nascost.measurements.runner import (
     CPU_PROVIDER,
     MeasurementResult,
@@ -185,11 +186,14 @@ def run_sandboxed(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     on_worker_start: Callable[[int], None] | None = None,
+    quiet: QuietGate | None = None,
 ) -> MeasurementResult:
     """Measure a model in a sandboxed worker subprocess.
 
     Args:
         on_worker_start: called with the worker's pid once it runs (tests use it to kill it).
+        quiet: wait for a quiet host before timing (:mod:`nascost.measurements.quiet`); the
+            wait adds to the wall-clock timeout.
 
     Raises:
         UnsafeModelError: the model refers to external data (refused before any parse by onnx
@@ -209,6 +213,8 @@ def run_sandboxed(
     limits.validate()
     if shapes is not None:
         shapes.validate()
+    if quiet is not None:
+        quiet.validate()
     batch_list = [int(b) for b in batch_sizes]  # empty: the graph's own batch size
     if any(b < 1 for b in batch_list):
         raise InvalidRequestError(f"batch sizes must be >= 1, got {batch_list}")
@@ -235,12 +241,13 @@ def run_sandboxed(
             "cpu_time_s": limits.effective_cpu_time_s(config),
             "file_size_bytes": limits.file_size_bytes,
         },
+        **({"quiet": quiet.to_dict()} if quiet is not None else {}),
     }
     header_bytes = (json.dumps(header) + "\n").encode("utf-8")
     read_fd, write_fd = os.pipe()
     proc: subprocess.Popen[bytes] | None = None
     started = time.monotonic()
-    deadline = started + limits.wall_timeout_s
+    deadline = started + limits.wall_timeout_s + (quiet.max_wait_s if quiet is not None else 0.0)
     try:
         with open(stderr_path, "wb") as err:
             proc = subprocess.Popen(

@@ -465,6 +465,7 @@ class Engine:
         """Sample, measure (sandboxed), fit and evaluate the learned predictor of a device."""
         from nascost.measurements.api import measure, record_measurement
         from nascost.measurements.protocol import TimingOptions
+        from nascost.measurements.quiet import PROBE_DIM, QuietBaseline
         from nascost.measurements.runner import RunnerConfig
 
         device_id = request.device_id or LOCAL_DEVICE_ID
@@ -474,8 +475,11 @@ class Engine:
         timing = TimingOptions(time_budget_s=CALIBRATION_TIME_BUDGET_S)
         limits = self.config.sandbox_limits()
         lock_dir = self.config.data_dir / "locks"
+        # every measurement waits (a while) for the host to be as quiet as it has been
+        quiet = QuietBaseline()
 
         def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> Any:
+            gate = quiet.gate()
             result = measure(
                 model_bytes,
                 shapes=ShapeRequest(dim_values={BATCH_DIM: batch}),
@@ -486,7 +490,9 @@ class Engine:
                 cancel=cancel,
                 device_id=device_id,
                 lock_dir=lock_dir,
+                quiet=gate,
             )
+            quiet.update(gate, result.quiet)
             # every calibration measurement joins the stored data set the predictors train on
             record_measurement(self.store, result, model_bytes, device_id=device_id, fingerprint=self.fingerprint)
             return result
@@ -509,8 +515,13 @@ class Engine:
                 "intra_op_threads": config.intra_op_threads,
                 "optimization_level": config.optimization_level,
                 "time_budget_s": timing.time_budget_s,
+                "quiet_gate": (
+                    f"before timing, a {PROBE_DIM}^3 MatMul probe must run within {100 * quiet.within:.0f} % of "
+                    f"its fastest so far (waits up to {quiet.max_wait_s:g} s)"
+                ),
             },
         )
+        logger.info("calibration of %s: quiet gate %s", device_id, quiet.summary())
 
     def get_calibration(self, device_id: str) -> prediction_pb2.CalibrationReport:
         """The report of the latest calibration of ``device_id``, from its artifact."""

@@ -38,6 +38,8 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
             for m in report.metrics:
                 assert 0.0 <= m.within_5pct <= m.within_10pct <= m.within_15pct <= 1.0
             assert set(report.heldout_families) >= {"resnet50_like", "vit_like"}
+            meta = json.loads((tmp_path / "predictors" / "local" / report.artifact_version / "metadata.json").read_text())
+            assert "MatMul probe must run within 10 %" in meta["measurement"]["settings"]["quiet_gate"]
             stored = Store(tmp_path / "nascost.sqlite3").count_measurements(device_id="local")
             assert stored >= report.train_models + report.heldout_models  # the data set is kept
 
