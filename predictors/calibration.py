@@ -68,6 +68,16 @@ then needs both slowed: 18 % instead of 43 % of them here). That trains on about
 many models; on the quiet hosts 75 % of a 20-minute calibration's training data gave a
 held-out MAPE within 0.1 point of all of it (half was not tried there).
 
+Keeping the fastest only helps when some measurements are quiet; the server's calibration
+also makes each measurement *wait* for a quiet host (``measurements/quiet.py``: a MatMul
+probe within 10 % of its fastest, up to 10 s). On the AVX-512 Xeon host of 2026-12-01,
+20-minute calibrations without the gate (seeds 331, 341) and, right after, with it (351,
+361): held-out repeats within 10 % 43 / 54 % -> 78 / 80 % of pairs (median apart 13.8 /
+9.3 -> 3.4 / 4.7 %), references backed by a second measurement within 5 % 57 / 62 ->
+92 / 87 %, learned MAPE at batch 1 10.8 / 16.1 -> 7.7 / 8.4 %, at batch 8 10.5 / 12.3 ->
+5.9 / 8.2 %. The price: 36 and 49 % of the budget spent waiting, so fewer models (168 and
+126 trained on, 234 without the gate; ``benchmarks/calibrations/README.md``).
+
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
 (default 5 GMACs, a small share above 1 GMAC), and when the cap allows, the first

@@ -19,7 +19,7 @@ from nascost.predictors.calibration_data import (
     repeat_agreement,
 )
 from nascost.predictors.errors import InvalidRequestError
-from nascost.predictors.features import graph_features, nchwc_block_from_kernels, pseudo_kernels
+from nascost.predictors.features import graph_features, nchwc_block_from_examples, nchwc_block_from_kernels, pseudo_kernels
 from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
 from nascost.predictors.learned import latest_artifact, list_versions, load_predictor
 from nascost.predictors.sampler import (
@@ -191,7 +191,18 @@ def test_repeat_agreement_compares_first_two_measurements_and_confirms_the_faste
 
 
 KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
-KEPT_RUNS = ("2026-12-01-seed281", "2026-12-01-seed291", "2026-12-01-seed301", "2026-12-01-seed311", "2026-12-01-seed321")
+# run -> the NCHWc block of its host (README: AMD Zen 3 with AVX2, then an AVX-512 Xeon)
+KEPT_RUNS = {
+    "2026-12-01-seed281": 8,
+    "2026-12-01-seed291": 8,
+    "2026-12-01-seed301": 8,
+    "2026-12-01-seed311": 8,
+    "2026-12-01-seed321": 8,
+    "2026-12-01-seed331": 16,
+    "2026-12-01-seed341": 16,
+    "2026-12-01-seed351": 16,
+    "2026-12-01-seed361": 16,
+}
 
 
 def test_the_kept_calibrations_are_there() -> None:
@@ -216,8 +227,12 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
         n = sum(1 for m in data.measurements if (m.heldout_model, m.batch_size) == key)
         counts[n] = counts.get(n, 0) + 1
     assert {str(k): v for k, v in counts.items()} == meta["heldout_measurements"]
-    # an AVX2 host: blocked Convs padded to 8 channels, e.g. 24 -> 24, not 32
-    assert nchwc_block_from_kernels(k for m in data.measurements for k in m.kernels) == 8
+    # an AVX2 host pads blocked Convs to 8 channels (24 -> 24), an AVX-512 host to 16 (24 -> 32):
+    # the profiles alone tell the first; the second needs the graphs' pseudo kernels beside them
+    block = nchwc_block_from_kernels(k for m in data.measurements for k in m.kernels)
+    if block is None:
+        block = nchwc_block_from_examples((e.graph, e.kernels) for e in data.examples().train)
+    assert block == KEPT_RUNS[path.name]
     agreement = repeat_agreement(data)
     assert agreement["all"].n == sum(v for k, v in counts.items() if k >= 2)
     # as the calibration reported it, where it did (a noisy host: under 0.5 in three of the five, README)
