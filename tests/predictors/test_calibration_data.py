@@ -19,7 +19,12 @@ from nascost.predictors.calibration_data import (
     repeat_agreement,
 )
 from nascost.predictors.errors import InvalidRequestError
-from nascost.predictors.features import graph_features, nchwc_block_from_examples, nchwc_block_from_kernels, pseudo_kernels
+from nascost.predictors.features import (
+    graph_features,
+    nchwc_block_from_examples,
+    nchwc_block_from_kernels,
+    pseudo_kernels,
+)
 from nascost.predictors.graph import ShapeRequest, load_graph_bytes, strip_weights
 from nascost.predictors.learned import latest_artifact, list_versions, load_predictor
 from nascost.predictors.sampler import (
