@@ -498,7 +498,11 @@ def host_nchwc_block() -> int:
         sess.run(None, {"x": np.ones((1, 8, 6, 6), dtype=np.float32)})
         with open(sess.end_profiling()) as f:
             events = json.load(f)
-    return nchwc_block_from_kernels(kernels_from_profile(events)) or 0
+    # the probe's 8 output channels as the blocked Conv ran them: padded to the block (8 or
+    # 16); not blocked: 0. (nchwc_block_from_kernels cannot tell 16 from a width that is a
+    # multiple of 16 in a model; here the width is known to be 8.)
+    widths = _blocked_conv_channels(kernels_from_profile(events))
+    return widths[0] if widths and widths[0] in (8, 16) else 0
 
 
 _CONV_KERNELS = frozenset({"Conv", "FusedConv"})  # a profile's convolution kernels
