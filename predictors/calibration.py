@@ -76,7 +76,9 @@ probe within 10 % of its fastest, up to 10 s). On the AVX-512 Xeon host of 2026-
 9.3 -> 3.4 / 4.7 %), references backed by a second measurement within 5 % 57 / 62 ->
 92 / 87 %, learned MAPE at batch 1 10.8 / 16.1 -> 7.7 / 8.4 %, at batch 8 10.5 / 12.3 ->
 5.9 / 8.2 %. The price: 36 and 49 % of the budget spent waiting, so fewer models (168 and
-126 trained on, 234 without the gate; ``benchmarks/calibrations/README.md``).
+126 trained on, 234 without the gate; ``benchmarks/calibrations/README.md``). A third
+gated run (seed 371: 160 models, 39 % waited) reached 80.0 / 100.0 % of held-out models
+within ±10 % at batch 1 / 8 (MAPE 5.4 / 2.8 %).
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
