@@ -277,7 +277,9 @@ class DevicePeaks:
         )
 
 
-def _gemm_model(n: int) -> bytes:
+def gemm_model(n: int) -> bytes:
+    """``c = a @ b`` on two ``[n, n]`` float32 inputs (no weights): the GEMM micro-benchmark's
+    model, and the quiet gate's probe (:mod:`nascost.measurements.quiet`)."""
     from onnx import TensorProto, helper
 
     a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])
@@ -300,7 +302,7 @@ def measure_gemm_flops(
     so.intra_op_num_threads = intra_op_threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    sess = ort.InferenceSession(_gemm_model(n), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(gemm_model(n), so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {
         "a": rng.standard_normal((n, n), dtype=np.float32),

@@ -3,8 +3,8 @@
 On a shared host another tenant's load slows a measurement for seconds to minutes at a
 time, and only ever adds time. On the Intel Xeon (Emerald Rapids, AVX-512) host of
 2026-12-01 a 1-thread ResNet-50 timed round-robin ran more than 10 % above its fastest 44 %
-of the time, MobileNetV2 57 %; the slow phases last tens of seconds (``probe.py`` /
-``gate.py`` studies, 172 measurements of each over 3 minutes). A 256 x 256 x 256 MatMul
+of the time, MobileNetV2 57 %; the slow phases last tens of seconds (a 3-minute study,
+172 alternating probe-then-model measurements of each; ``FIELD-NOTES.md`` keeps the figures). A 256 x 256 x 256 MatMul
 timed for ~5 ms *right before* the model (the median of 20 runs) sees those phases: when it
 ran within 10 % of its fastest, the model was more than 10 % slow 7 % (ResNet-50) and 29 %
 (MobileNetV2) of the time; when it did not, 78 % and 89 %.
@@ -44,19 +44,12 @@ DEFAULT_MAX_WAIT_S = 10.0  # the longest a measurement waits for a quiet host
 
 @functools.cache
 def probe_model() -> bytes:
-    """The probe: ``y = a @ b`` on two ``[PROBE_DIM, PROBE_DIM]`` float32 inputs (no weights)."""
-    from onnx import TensorProto, helper
+    """The probe: the fingerprint's GEMM model at ``PROBE_DIM`` (inputs ``a``, ``b``; no weights).
 
-    dims = [PROBE_DIM, PROBE_DIM]
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["y"])],
-        "nascost_quiet_probe",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("a", "b")],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return bytes(model.SerializeToString())
+    Imported here, on the parent's side: the worker only runs the bytes it is sent."""
+    from nascost.measurements.fingerprint import gemm_model
+
+    return gemm_model(PROBE_DIM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +150,13 @@ class QuietBaseline:
                 self.quiet += 1
             if self.best_ms is None or report.probe_ms < self.best_ms:
                 self.best_ms = report.probe_ms
+
+    def describe(self) -> str:
+        """The gate in words, for the calibration's measurement settings."""
+        return (
+            f"before timing, a {PROBE_DIM}^3 MatMul probe must run within {100 * self.within:.0f} % of "
+            f"its fastest so far (waits up to {self.max_wait_s:g} s)"
+        )
 
     def summary(self) -> dict[str, float | int | None]:
         with self._lock:

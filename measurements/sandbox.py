@@ -175,6 +175,37 @@ def _feed_stdin(stdin: IO[bytes], header: bytes, model: bytes) -> None:
             stdin.close()
 
 
+def worker_header(
+    model_size: int,
+    batch_sizes: Sequence[int],
+    shapes: ShapeRequest | None,
+    config: RunnerConfig,
+    timing: TimingOptions,
+    limits: SandboxLimits,
+    quiet: QuietGate | None = None,
+) -> bytes:
+    """The worker's stdin header line (JSON): what it measures and the limits it sets itself;
+    the model's ``model_size`` bytes follow it."""
+    header = {
+        "model_size": model_size,
+        "batch_sizes": list(batch_sizes),
+        "shapes": _shapes_dict(shapes),
+        "config": config.to_dict(),
+        "timing": timing.to_dict(),
+        "limits": {
+            # GPU runtimes reserve tens of GiB of virtual address space at context creation:
+            # an RLIMIT_AS would refuse them, so GPU providers rely on the wall clock alone.
+            "address_space_bytes": limits.address_space_bytes
+            if config.provider == CPU_PROVIDER
+            else None,
+            "cpu_time_s": limits.effective_cpu_time_s(config),
+            "file_size_bytes": limits.file_size_bytes,
+        },
+        **({"quiet": quiet.to_dict()} if quiet is not None else {}),
+    }
+    return (json.dumps(header) + "\n").encode("utf-8")
+
+
 def run_sandboxed(
     model_bytes: bytes,
     *,
@@ -226,24 +257,7 @@ def run_sandboxed(
     report: ProgressFn = progress or (lambda stage, frac, msg: None)
     workdir = tempfile.mkdtemp(prefix="nascost-measure-")
     stderr_path = os.path.join(workdir, "worker.stderr")
-    header = {
-        "model_size": len(model_bytes),
-        "batch_sizes": batch_list,
-        "shapes": _shapes_dict(shapes),
-        "config": config.to_dict(),
-        "timing": timing.to_dict(),
-        "limits": {
-            # GPU runtimes reserve tens of GiB of virtual address space at context creation:
-            # an RLIMIT_AS would refuse them, so GPU providers rely on the wall clock alone.
-            "address_space_bytes": limits.address_space_bytes
-            if config.provider == CPU_PROVIDER
-            else None,
-            "cpu_time_s": limits.effective_cpu_time_s(config),
-            "file_size_bytes": limits.file_size_bytes,
-        },
-        **({"quiet": quiet.to_dict()} if quiet is not None else {}),
-    }
-    header_bytes = (json.dumps(header) + "\n").encode("utf-8")
+    header_bytes = worker_header(len(model_bytes), batch_list, shapes, config, timing, limits, quiet)
     read_fd, write_fd = os.pipe()
     proc: subprocess.Popen[bytes] | None = None
     started = time.monotonic()

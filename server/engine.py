@@ -465,7 +465,7 @@ class Engine:
         """Sample, measure (sandboxed), fit and evaluate the learned predictor of a device."""
         from nascost.measurements.api import measure, record_measurement
         from nascost.measurements.protocol import TimingOptions
-        from nascost.measurements.quiet import PROBE_DIM, QuietBaseline
+        from nascost.measurements.quiet import QuietBaseline
         from nascost.measurements.runner import RunnerConfig
 
         device_id = request.device_id or LOCAL_DEVICE_ID
@@ -515,10 +515,7 @@ class Engine:
                 "intra_op_threads": config.intra_op_threads,
                 "optimization_level": config.optimization_level,
                 "time_budget_s": timing.time_budget_s,
-                "quiet_gate": (
-                    f"before timing, a {PROBE_DIM}^3 MatMul probe must run within {100 * quiet.within:.0f} % of "
-                    f"its fastest so far (waits up to {quiet.max_wait_s:g} s)"
-                ),
+                "quiet_gate": quiet.describe(),
             },
         )
         logger.info("calibration of %s: quiet gate %s", device_id, quiet.summary())

@@ -15,8 +15,9 @@ import pytest
 from measure_models import convnet, endless_loop, external_data, huge_expand, mlp, unknown_op
 
 from nascost.measurements.protocol import TimingOptions
+from nascost.measurements.quiet import QuietGate
 from nascost.measurements.runner import RunnerConfig
-from nascost.measurements.sandbox import GIB, SandboxLimits, run_sandboxed
+from nascost.measurements.sandbox import GIB, SandboxLimits, run_sandboxed, worker_header
 from nascost.predictors.errors import (
     CancelledError,
     InvalidModelError,
@@ -26,6 +27,7 @@ from nascost.predictors.errors import (
     UnsafeModelError,
     WorkerCrashedError,
 )
+from nascost.predictors.shapes import ShapeRequest
 
 QUICK = TimingOptions(warmup_runs=2, runs_per_window=10, stable_windows=2, stability_threshold_pct=20.0, time_budget_s=1.0)
 
@@ -250,17 +252,20 @@ def test_the_worker_measures_without_importing_onnx(tmp_path: Any) -> None:
     import sys
 
     model = convnet()
-    header = {
-        "model_size": len(model),
-        "batch_sizes": [2],
-        "shapes": {"input_shapes": {}, "dim_values": {"N": 2}},
-        "config": RunnerConfig(profile_nodes=True).to_dict(),
-        "timing": QUICK.to_dict(),
-        "limits": {},
-    }
+    # the header run_sandboxed sends, shapes included (the import this test is about) and a
+    # quiet gate (its probe model arrives as bytes: the worker builds nothing with onnx)
+    header = worker_header(
+        len(model),
+        [2],
+        ShapeRequest(dim_values={"N": 2}),
+        RunnerConfig(profile_nodes=True),
+        QUICK,
+        SandboxLimits(),
+        QuietGate(None),
+    )
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "nascost.measurements._worker", "--fd", "1"],
-        input=(json.dumps(header) + "\n").encode() + model,
+        input=header + model,
         capture_output=True,
         timeout=120,
         check=True,
@@ -268,6 +273,7 @@ def test_the_worker_measures_without_importing_onnx(tmp_path: Any) -> None:
     )
     messages = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert messages[-1]["type"] == "result", messages[-1]
+    assert messages[-1]["result"]["quiet"]["probe_ms"] > 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported
     assert not imported & {"onnx", "ml_dtypes", "nascost.predictors.graph"}
