@@ -241,5 +241,5 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
     assert block == KEPT_RUNS[path.name]
     agreement = repeat_agreement(data)
     assert agreement["all"].n == sum(v for k, v in counts.items() if k >= 2)
-    # as the calibration reported it, where it did (a noisy host: under 0.5 in three of the five, README)
+    # as the calibration reported it, where it did (noisy hosts: under 0.5 in four of the ten, README)
     assert agreement["all"].to_dict() | meta.get("repeat_agreement", {}).get("all", {}) == agreement["all"].to_dict()
