@@ -16,6 +16,7 @@ Order of work for one model:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nascost.measurements.protocol import LatencyStats, TimingOptions, time_runs
-from nascost.measurements.quiet import QuietReport, wait_for_quiet
+from nascost.measurements.quiet import Probe, QuietReport, wait_for_quiet
 from nascost.predictors.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -210,8 +211,8 @@ class MeasurementResult:
         optimized_analysis: that graph counted again by the static engine (filled in by
             :func:`nascost.measurements.api.measure` when asked; never by the worker).
         warnings: things the caller should know (profile unavailable, ...).
-        quiet: what the quiet gate saw before timing (:mod:`nascost.measurements.quiet`),
-            when the measurement asked for one.
+        quiet: what the quiet gate saw before timing, and the probe right after it
+            (:mod:`nascost.measurements.quiet`), when the measurement asked for one.
     """
 
     batches: tuple[BatchResult, ...]
@@ -698,7 +699,7 @@ def run_measurement(
     quiet_report = None
     if quiet is not None:
         report("timing", 0.0, "waiting for a quiet host")
-        quiet_report = wait_for_quiet(quiet, session_options(config), providers)
+        quiet_report = wait_for_quiet(quiet, Probe(quiet, session_options(config), providers))
 
     timed: list[tuple[int, LatencyStats, int, dict[str, tuple[int, ...]]]] = []
     for bi, (b, resolved) in enumerate(zip(batch_list, resolved_all, strict=True)):
@@ -719,6 +720,10 @@ def run_measurement(
         timed.append((b, stats, peak, resolved))
     # Free the timing session (the closures hold its run method) before profiling.
     del sess, run_once, on_window
+    if quiet_report is not None:
+        # and probe again: a slow phase that began while timing shows here
+        after_ms = Probe(quiet, session_options(config), providers).time_ms()
+        quiet_report = dataclasses.replace(quiet_report, after_ms=after_ms)
 
     kernels_per_batch: list[tuple[list[KernelTiming], int | None]] = [
         ([], None) for _ in batch_list

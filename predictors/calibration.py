@@ -140,7 +140,8 @@ from nascost.predictors.sampler import (
 
 logger = logging.getLogger(__name__)
 
-MeasureFn = Callable[[bytes, int], tuple[float, Sequence[Any], bytes | None]]
+# (p50_ms, kernels, optimized bytes or None[, settled]): see the module docstring
+MeasureFn = Callable[[bytes, int], tuple[Any, ...]]
 UNDESCRIBED_STATISTIC = "p50_ms (as returned by measure_fn; not described)"
 RESNET50_MACS = 4_089_184_256  # torchvision resnet50 at 224 px (FIELD-NOTES); resnet50_sample()'s count
 
@@ -276,6 +277,7 @@ class _Measured:
     sample: ArchSample
     example: TrainingExample
     model_bytes: bytes  # what was measured (serialized once per measurement)
+    settled: bool = False  # measure_fn vouched for it: the host was quiet throughout
 
 
 @dataclass
@@ -313,6 +315,11 @@ class _Trained:
     fastest: dict[int, TrainingExample] = field(default_factory=dict)
     times_measured: int = 0
     last_s: float = 0.0
+    settled: set[int] = field(default_factory=set)  # batch sizes with a settled measurement
+
+    def unsettled(self) -> list[int]:
+        """The batch sizes measured so far that still want a repeat."""
+        return [b for b in self.fastest if b not in self.settled]
 
     def keep(self, e: TrainingExample) -> None:
         old = self.fastest.get(e.batch_size)
@@ -345,7 +352,9 @@ class _Runner:
             graph = load_graph(sample.model, ShapeRequest(dim_values={BATCH_DIM: batch}))
             analysis = analyze(graph)
             model_bytes = sample.model_bytes()
-            p50_ms, kernels, _optimized = self.measure_fn(model_bytes, batch)
+            out = self.measure_fn(model_bytes, batch)
+            p50_ms, kernels = out[0], out[1]
+            settled = bool(out[3]) if len(out) > 3 else False
             if not (p50_ms > 0 and math.isfinite(p50_ms)):
                 raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
         except NascostError as e:
@@ -359,7 +368,7 @@ class _Runner:
         ex = TrainingExample(
             graph, analysis, batch, float(p50_ms), tuple(with_activations(_kernels(kernels), graph)), sample.family
         )
-        return _Measured(sample, ex, model_bytes)
+        return _Measured(sample, ex, model_bytes, settled)
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -473,6 +482,7 @@ def calibrate(
     heldout_agreement: float = HELDOUT_AGREEMENT,
     train_repeats: int = TRAIN_REPEATS,
     train_repeat_gap_s: float = TRAIN_REPEAT_GAP_S,
+    trust_settled: bool = True,
     source_predictor: LatencyPredictor | None = None,
     data_dir: Path | str | None = None,
     max_macs_per_example: float = DEFAULT_MAX_MACS,
@@ -503,6 +513,8 @@ def calibrate(
             again, up to this many times.
         train_repeats: measurements of each training model, at least ``train_repeat_gap_s``
             apart; it trains on the fastest (1: measured once).
+        trust_settled: a training measurement that ``measure_fn`` reports *settled* (a
+            fourth element, True: the host was quiet throughout it) is not repeated.
         source_predictor: another device's predictor; when given, the report has its
             few-shot adaptation accuracy vs k on this device.
         data_dir: when given, the fitted predictor is saved there as a new version.
@@ -636,7 +648,7 @@ def calibrate(
         # budget's last stretch: no model left measured once)
         if pending and (t0 - pending[0].last_s >= train_repeat_gap_s or run.time_left() < train_repeat_gap_s):
             t = pending.popleft()
-            batches = list(t.fastest)
+            batches = t.unsettled()
         else:
             phase = "explore" if train_spent < explore_s or n_train() < 20 else "adapt"
             if phase == "adapt" and n_train() >= next_refit:
@@ -657,6 +669,8 @@ def calibrate(
             if m is not None:
                 key = data.add(t.sample, m.example, t.phase, model_bytes=m.model_bytes)
                 t.keep(m.example)
+                if m.settled and trust_settled:
+                    t.settled.add(b)
         t.last_s = time.monotonic()
         train_spent += t.last_s - t0
         if not t.fastest:
@@ -666,11 +680,12 @@ def calibrate(
             # stripped bytes): this draw is one more measurement of the model already drawn
             for e in t.fastest.values():
                 trained_by_key[key].keep(e)
+            trained_by_key[key].settled |= t.settled
             continue
         if not t.times_measured:
             trained_by_key[key] = t
         t.times_measured += 1
-        if t.times_measured < train_repeats:
+        if t.times_measured < train_repeats and t.unsettled():
             pending.append(t)
 
     heldout: list[TrainingExample] = []
@@ -692,6 +707,9 @@ def calibrate(
         "heldout_repeat_gap_s": heldout_repeat_gap_s,
         "train_repeats": train_repeats,
         "train_repeat_gap_s": train_repeat_gap_s,
+        "trust_settled": trust_settled,
+        # training (model, batch size) pairs with a settled measurement (not repeated after it)
+        "train_settled": sum(len(t.settled) for t in trained_by_key.values()),
         "measurement": measurement,
         "sampler": {
             "max_macs_per_example": max_macs_per_example,
@@ -782,6 +800,8 @@ _CARRIED_METADATA = (
     "heldout_repeat_gap_s",
     "train_repeats",
     "train_repeat_gap_s",
+    "trust_settled",
+    "train_settled",
     "measurement",
     "sampler",
 )

@@ -478,7 +478,7 @@ class Engine:
         # every measurement waits (a while) for the host to be as quiet as it has been
         quiet = QuietBaseline()
 
-        def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> Any:
+        def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> tuple[Any, bool]:
             gate = quiet.gate()
             result = measure(
                 model_bytes,
@@ -492,10 +492,10 @@ class Engine:
                 lock_dir=lock_dir,
                 quiet=gate,
             )
-            quiet.update(gate, result.quiet)
+            settled = quiet.update(gate, result.quiet)
             # every calibration measurement joins the stored data set the predictors train on
             record_measurement(self.store, result, model_bytes, device_id=device_id, fingerprint=self.fingerprint)
-            return result
+            return result, settled
 
         source = next(
             (p for d in self.catalogue.list_devices() if d.id != device_id and (p := self.learned.get(d.id)) is not None),

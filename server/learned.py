@@ -207,7 +207,8 @@ def run_calibration(
     """Calibrate in a worker thread; yield progress events, then the report.
 
     ``measure(model_bytes, batch_size, cancel)`` returns a measurement result of the
-    sandboxed runner; it is called once per sampled model and batch size.
+    sandboxed runner and whether the host was quiet throughout it (a settled training
+    measurement is not repeated); it is called once per sampled model and batch size.
     """
     from nascost.measurements.api import stream_from_thread
     from nascost.predictors.calibration import CalibrationProgress, calibrate
@@ -218,16 +219,16 @@ def run_calibration(
         raise InvalidRequestError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
 
     def work(emit: Callable[[CalibrationProgress], None], cancel: threading.Event) -> CalibrationReport:
-        def measure_fn(model_bytes: bytes, batch: int) -> tuple[float, list[KernelRecord], bytes | None]:
+        def measure_fn(model_bytes: bytes, batch: int) -> tuple[float, list[KernelRecord], bytes | None, bool]:
             if cancel.is_set():
                 raise _Aborted()  # not a NascostError: calibrate() stops instead of skipping the sample
             try:
-                result = measure(model_bytes, batch, cancel)
+                result, settled = measure(model_bytes, batch, cancel)
             except CancelledError as e:
                 raise _Aborted() from e
             lat = result.batches[0].latency
             # the lowest window median: other processes' load only ever adds time
-            return lat.best_window_median_ms or lat.p50_ms, kernel_records(result.batches[0].kernels), None
+            return lat.best_window_median_ms or lat.p50_ms, kernel_records(result.batches[0].kernels), None, settled
 
         return calibrate(
             device,

@@ -54,6 +54,8 @@ def test_a_gate_without_baseline_probes_once_and_times_the_model() -> None:
     assert 1e3 * 2 * PROBE_DIM**3 / 1e12 < res.quiet.probe_ms < 1e3 * 2 * PROBE_DIM**3 / 1e10
     plain = _plain_matmul_ms()
     assert plain / 3 < res.quiet.probe_ms < 3 * plain
+    # and probes again right after timing, the same product
+    assert res.quiet.after_ms is not None and plain / 3 < res.quiet.after_ms < 3 * plain
     assert res.batches[0].latency.p50_ms > 0
     # the report crosses the worker's pipe and comes back from plain data
     assert MeasurementResult.from_dict(res.to_dict()).quiet == res.quiet
@@ -87,6 +89,27 @@ def test_baseline_is_the_fastest_probe_and_counts_quiet_measurements() -> None:
     assert base.gate().threshold_ms == pytest.approx(0.25 * (1 + QUIET_WITHIN))
     s = base.summary()
     assert s["measurements"] == 3 and s["quiet_share"] == pytest.approx(2 / 3) and s["waited_s"] == pytest.approx(5.0)
+    # the probe after timing counts for the fastest too
+    base.update(base.gate(), QuietReport(probe_ms=0.26, waited_s=0.0, after_ms=0.20))
+    assert base.best_ms == pytest.approx(0.20)
+
+
+def test_settled_means_both_probes_near_the_fastest_once_the_baseline_has_seen_enough() -> None:
+    base = QuietBaseline(settle_after=3)
+    ok = QuietReport(probe_ms=1.0, waited_s=0.0, after_ms=1.05)
+    # the first measurements set the fastest: nothing is settled yet, however quiet
+    assert [base.update(base.gate(), ok) for _ in range(3)] == [False, False, False]
+    assert base.update(base.gate(), ok) is True
+    limit = 1.0 * (1 + QUIET_WITHIN)
+    # a slow phase that began while timing shows in the probe after it
+    assert base.update(base.gate(), QuietReport(1.0, 0.0, after_ms=1.01 * limit)) is False
+    assert base.update(base.gate(), QuietReport(1.01 * limit, 10.0, after_ms=1.0)) is False  # timed anyway
+    assert base.update(base.gate(), QuietReport(1.0, 0.0)) is False  # no probe after timing
+    assert base.update(base.gate(), QuietReport(0.99 * limit, 0.0, after_ms=0.99 * limit)) is True
+    assert base.summary()["settled_share"] == pytest.approx(2 / 8)
+    # reports cross the worker's pipe as plain data, with or without the probe after
+    for r in (ok, QuietReport(1.0, 0.5)):
+        assert QuietReport.from_dict(r.to_dict()) == r
 
 
 @pytest.mark.parametrize("gate", [QuietGate(threshold_ms=0.0), QuietGate(threshold_ms=float("nan")), QuietGate(None, max_wait_s=-1)])

@@ -399,6 +399,50 @@ def test_training_models_are_measured_twice_apart_and_train_on_the_faster(tmp_pa
         calibrate(DEV, budget_s=1, measure_fn=lambda b, n: (1.0, [], None), train_repeats=0)
 
 
+@pytest.mark.parametrize("trust", [True, False])
+def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: bool) -> None:
+    calls: list[tuple[str, int, str]] = []  # architecture digest, batch, phase
+
+    def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
+        time.sleep(0.004)
+        calls.append((_architecture_digest(model_bytes), batch, ""))
+        # the host was quiet throughout every batch-1 measurement, never at batch 2
+        return 1.0 + len(model_bytes) / 1e6, [], None, batch == 1
+
+    phases: list[str] = []
+    rep = calibrate(
+        DEV,
+        budget_s=3.0,
+        measure_fn=measure,
+        batch_sizes=(1, 2),
+        max_macs_per_example=4e6,
+        variants=False,
+        train_repeat_gap_s=0.2,
+        trust_settled=trust,
+        data_dir=tmp_path,
+        progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
+    )
+    per: dict[tuple[str, int], int] = {}
+    for (digest, batch, _), phase in zip(calls, phases, strict=True):
+        if phase != "heldout":
+            per[(digest, batch)] = per.get((digest, batch), 0) + 1
+    once = {b: sum(n == 1 for (_, bb), n in per.items() if bb == b) for b in (1, 2)}
+    total = {b: sum(bb == b for _, bb in per) for b in (1, 2)}
+    assert total[1] == total[2] >= 10
+    # unsettled batch-2 measurements are repeated (but in the budget's last stretch)
+    assert once[2] <= total[2] / 3, per
+    if trust:
+        # settled batch-1 ones are not (a model drawn twice by two configurations is measured twice)
+        assert once[1] >= 0.9 * total[1], per
+    else:
+        assert once[1] <= total[1] / 3, per
+    meta = json.loads((rep.artifact_path / "metadata.json").read_text())
+    data = read_calibration_data(rep.artifact_path)
+    batch1_models = {m.model for m in data.measurements if m.phase != "heldout" and m.batch_size == 1}
+    assert meta["trust_settled"] is trust
+    assert meta["train_settled"] == (len(batch1_models) if trust else 0)
+
+
 def test_held_out_models_are_distinct_though_the_sampler_repeats_small_ones() -> None:
     from nascost.predictors.sampler import heldout_samples
 
