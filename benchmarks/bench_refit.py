@@ -15,6 +15,14 @@ figures the calibration itself reported, and the mean over calibrations per seed
 The seed of the boosters alone moves one calibration's batch-1 share by several points
 (about 50 held-out models per batch size, many near the ±10 % edge): compare code on
 several calibrations and seeds, not on one.
+
+``--cross`` also scores each refitted predictor on *every* given calibration's held-out
+references, pooled: on a busy host a 20-minute calibration holds only 11-21 references
+per batch size (one model moves its share by 5-9 points), and references of calibrations
+of one host are as valid for another's predictor (pass calibrations of one host only;
+its speed drifts a few % between them). Seed 371's predictor, e.g., scored 80.0 / 100.0 %
+on its own 20 / 20 references at batch 1 / 8 and 80.6 / 95.5 % on the 67 / 67 of seeds
+351-381 (``benchmarks/calibrations``).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def artifacts(paths: list[str]) -> list[Path]:
@@ -37,11 +46,29 @@ def artifacts(paths: list[str]) -> list[Path]:
     return found
 
 
+def cross_scores(predictor: Any, references: list[list[Any]]) -> str:
+    """Share within ±10 % and MAPE per batch size over every reference of ``references``."""
+    import numpy as np
+
+    errors: dict[int, list[float]] = {}
+    for held in references:
+        estimates = predictor.predict_many([(e.graph, e.analysis, e.batch_size) for e in held])
+        for e, est in zip(held, estimates, strict=True):
+            errors.setdefault(e.batch_size, []).append(abs(est.latency_ms / e.measured_ms - 1.0))
+    return "  ".join(
+        f"batch {b}: n {len(v)} ±10 % {100 * float(np.mean(np.asarray(v) <= 0.1)):5.1f} %  MAPE {100 * float(np.mean(v)):4.1f} %"
+        for b, v in sorted(errors.items())
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="artifact version directories or data dirs")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="booster seeds (default: each calibration's)")
     parser.add_argument("--variants", action="store_true", help="also fit the learned variants")
+    parser.add_argument(
+        "--cross", action="store_true", help="also score each on every given calibration's held-out references"
+    )
     args = parser.parse_args(argv)
 
     from nascost.predictors.calibration import refit
@@ -54,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no calibration with kept measurements under", " ".join(args.paths), file=sys.stderr)
         return 1
     means: dict[tuple[str, str], list[float]] = {}
+    references = [read_calibration_data(path).examples().heldout for path in found] if args.cross else []
     for path in found:
         meta = read_metadata(path)
         data = read_calibration_data(path)
@@ -72,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"±10 % {100 * r.within_10:5.1f} %  MAPE {100 * r.mape:4.1f} %  Kendall {r.kendall:.3f}{was_s}"
                     )
                     means.setdefault((f"seed {seed}", f"batch {group} {name}"), []).append(100 * r.within_10)
+            if args.cross and rep.predictor is not None:
+                print(f"{path.parent.name}/{path.name} seed {seed:>3} learned on every given calibration's references: "
+                      + cross_scores(rep.predictor, references))
     if len(found) > 1:
         print(f"mean over {len(found)} calibrations (share within ±10 %):")
         for (seed_s, what), v in sorted(means.items()):

@@ -10,7 +10,8 @@ models against training ones):
    apart, again while its two fastest disagree by more than ``heldout_agreement`` (up to
    ``heldout_max_repeats``), and its reference latency is the fastest of its measurements;
 2. **explore** (half of the training time): uniform draws from the training families,
-   each measured ``train_repeats`` times (it trains on the fastest);
+   each measured ``train_repeats`` times (it trains on the fastest), once when
+   ``measure_fn`` reports the measurement settled (the host quiet throughout);
 3. **adapt**: refits every few samples, estimates each family's error out-of-fold and
    draws the next families in proportion to it (the budget goes where the error is);
 4. **fit + evaluate**: final fit; per predictor (roofline, learned, FLOPs-only baseline,
@@ -24,7 +25,7 @@ models against training ones):
    reported cross-fitted (scaled on one half of the held-out models, counted on the
    other); few-shot accuracy vs k when a source device's predictor is given.
 
-``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None)``
+``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None[, settled])``
 is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop. A
 model it cannot measure should raise a :class:`~nascost.predictors.errors.NascostError`
 (the sample is skipped and counted as failed); any other exception ends the calibration.
@@ -79,6 +80,18 @@ probe within 10 % of its fastest, up to 10 s). On the AVX-512 Xeon host of 2026-
 126 trained on, 234 without the gate; ``benchmarks/calibrations/README.md``). A third
 gated run (seed 371: 160 models, 39 % waited) reached 80.0 / 100.0 % of held-out models
 within ±10 % at batch 1 / 8 (MAPE 5.4 / 2.8 %).
+
+**A settled measurement is not repeated.** The gate also probes right after timing; when
+both probes ran within 10 % of the fastest, ``measure_fn`` reports the measurement
+*settled* (a fourth element) and the training model is not measured again at that batch
+size (``trust_settled``; the held-out references keep their repeats). Twice the training
+data at one measurement each beat half of it at the faster of two: refitting on the first
+measurement of each pair of two gated calibrations' training data (about what 20 minutes
+buy without repeats), seed 371's held-out models within ±10 % went 75-85 -> 85 % at batch
+1 and 95-100 -> 100 % at batch 8, seed 361's 53-60 -> 47-73 % and 67 -> 73-80 %. In the
+first calibration with it (seed 381, a host so busy that half the budget went waiting),
+129 of 170 training examples were settled: 170 examples from 321 measurements, where
+seed 371 had 160 from 441.
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``

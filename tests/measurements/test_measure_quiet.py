@@ -76,7 +76,7 @@ def test_a_quiet_host_does_not_wait() -> None:
     assert res.quiet is not None and res.quiet.waited_s == 0.0
 
 
-def test_baseline_is_the_fastest_probe_and_counts_quiet_measurements() -> None:
+def test_baseline_starts_at_the_fastest_probe_and_counts_quiet_measurements() -> None:
     base = QuietBaseline(max_wait_s=4.0)
     first = base.gate()
     assert first.threshold_ms is None and first.max_wait_s == 4.0
@@ -89,9 +89,24 @@ def test_baseline_is_the_fastest_probe_and_counts_quiet_measurements() -> None:
     assert base.gate().threshold_ms == pytest.approx(0.25 * (1 + QUIET_WITHIN))
     s = base.summary()
     assert s["measurements"] == 3 and s["quiet_share"] == pytest.approx(2 / 3) and s["waited_s"] == pytest.approx(5.0)
-    # the probe after timing counts for the fastest too
+    # the probe after timing counts too
     base.update(base.gate(), QuietReport(probe_ms=0.26, waited_s=0.0, after_ms=0.20))
-    assert base.best_ms == pytest.approx(0.20)
+    assert base.level_ms == pytest.approx(0.20) and base.probes == 5
+
+
+def test_one_outlier_fast_probe_does_not_set_the_level_for_long() -> None:
+    base = QuietBaseline()
+    base.update(base.gate(), QuietReport(probe_ms=0.179, waited_s=0.0))  # a lucky probe
+    quiet = [0.200 + 0.001 * (i % 7) for i in range(40)]  # the host's quiet phases
+    levels = []
+    for ms in quiet:
+        base.update(base.gate(), QuietReport(probe_ms=ms, waited_s=0.0))
+        levels.append(base.level_ms)
+    # the fastest of up to 10 probes, the 2nd of up to 20, then the 3rd-fastest: no longer the outlier
+    assert levels[8] == pytest.approx(0.179) and levels[10] == pytest.approx(0.200)
+    assert levels[-1] == pytest.approx(0.200)
+    assert 0.200 <= base.gate().threshold_ms / (1 + QUIET_WITHIN) <= 0.201
+    assert base.summary()["probe_best_ms"] == pytest.approx(0.179)
 
 
 def test_settled_means_both_probes_near_the_fastest_once_the_baseline_has_seen_enough() -> None:
