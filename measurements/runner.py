@@ -720,7 +720,7 @@ def run_measurement(
         timed.append((b, stats, peak, resolved))
     # Free the timing session (the closures hold its run method) before profiling.
     del sess, run_once, on_window
-    if quiet_report is not None:
+    if quiet is not None and quiet_report is not None:
         # and probe again: a slow phase that began while timing shows here
         after_ms = Probe(quiet, session_options(config), providers).time_ms()
         quiet_report = dataclasses.replace(quiet_report, after_ms=after_ms)
