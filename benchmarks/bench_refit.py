@@ -21,8 +21,8 @@ references, pooled: on a busy host a 20-minute calibration holds only 11-21 refe
 per batch size (one model moves its share by 5-9 points), and references of calibrations
 of one host are as valid for another's predictor (pass calibrations of one host only;
 its speed drifts a few % between them). Seed 371's predictor, e.g., scored 80.0 / 100.0 %
-on its own 20 / 20 references at batch 1 / 8 and 80.6 / 95.5 % on the 67 / 67 of seeds
-351-381 (``benchmarks/calibrations``).
+on its own 20 / 20 references at batch 1 / 8 and 82.9 / 96.2 % on the 105 / 105 of seeds
+351-411 (``benchmarks/calibrations``).
 """
 
 from __future__ import annotations
