@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no calibration with kept measurements under", " ".join(args.paths), file=sys.stderr)
         return 1
     means: dict[tuple[str, str], list[float]] = {}
-    references = [read_calibration_data(path).examples().heldout for path in found] if args.cross else []
-    for path in found:
+    datas = [read_calibration_data(path) for path in found]
+    # (refit builds each calibration's examples again: it takes the stored data, not examples)
+    references = [data.examples().heldout for data in datas] if args.cross else []
+    for path, data in zip(found, datas, strict=True):
         meta = read_metadata(path)
-        data = read_calibration_data(path)
         device = Device.from_dict(meta["device"])
         stored = meta.get("heldout_metrics", {})
         for seed in args.seeds if args.seeds is not None else [data.seed]:

@@ -4,7 +4,7 @@ On a shared host another tenant's load slows a measurement for seconds to minute
 time, and only ever adds time. On the Intel Xeon (Emerald Rapids, AVX-512) host of
 2026-12-01 a 1-thread ResNet-50 timed round-robin ran more than 10 % above its fastest 44 %
 of the time, MobileNetV2 57 %; the slow phases last tens of seconds (a 3-minute study,
-172 alternating probe-then-model measurements of each; ``FIELD-NOTES.md`` keeps the figures). A 256 x 256 x 256 MatMul
+172 alternating probe-then-model measurements of each). A 256 x 256 x 256 MatMul
 timed for ~5 ms *right before* the model (the median of 20 runs) sees those phases: when it
 ran within 10 % of its fastest, the model was more than 10 % slow 7 % (ResNet-50) and 29 %
 (MobileNetV2) of the time; when it did not, 78 % and 89 %.
@@ -173,7 +173,7 @@ class QuietBaseline:
         self.measurements = 0
         self.waited_s = 0.0
         self.quiet = 0  # measurements whose last probe was within the threshold they were given
-        self.settled_count = 0  # measurements :meth:`settled` vouched for
+        self.settled_count = 0  # measurements :meth:`update` found settled
         self._lock = threading.Lock()
 
     @property
@@ -191,7 +191,9 @@ class QuietBaseline:
         return QuietGate(None if level is None else level * (1.0 + self.within), self.max_wait_s)
 
     def update(self, gate: QuietGate, report: QuietReport | None) -> bool:
-        """Record what a measurement taken with ``gate`` reported; return :meth:`settled`'s verdict."""
+        """Record what a measurement taken with ``gate`` reported; return whether it is settled
+        (both its probes within ``within`` of the quiet level, once ``settle_after``
+        measurements have set the level)."""
         if report is None:
             return False
         with self._lock:
@@ -219,7 +221,7 @@ class QuietBaseline:
         """The gate in words, for the calibration's measurement settings."""
         return (
             f"before timing, a {PROBE_DIM}^3 MatMul probe must run within {100 * self.within:.0f} % of "
-            f"its quiet level (the ceil(n/10)-th fastest of n probes so far, at most the {LEVEL_RANK}rd; "
+            f"its quiet level (the ceil(n/10)-th fastest of n probes so far, at most rank {LEVEL_RANK}; "
             f"waits up to {self.max_wait_s:g} s); a measurement whose probes before and after timing both "
             f"ran within it (once {self.settle_after} measurements set the level) is settled"
         )

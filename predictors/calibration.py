@@ -155,7 +155,9 @@ from nascost.predictors.sampler import (
 logger = logging.getLogger(__name__)
 
 # (p50_ms, kernels, optimized bytes or None[, settled]): see the module docstring
-MeasureFn = Callable[[bytes, int], tuple[Any, ...]]
+MeasureFn = Callable[
+    [bytes, int], tuple[float, Sequence[Any], bytes | None] | tuple[float, Sequence[Any], bytes | None, bool]
+]
 UNDESCRIBED_STATISTIC = "p50_ms (as returned by measure_fn; not described)"
 RESNET50_MACS = 4_089_184_256  # torchvision resnet50 at 224 px (FIELD-NOTES); resnet50_sample()'s count
 

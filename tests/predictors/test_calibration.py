@@ -401,11 +401,11 @@ def test_training_models_are_measured_twice_apart_and_train_on_the_faster(tmp_pa
 
 @pytest.mark.parametrize("trust", [True, False])
 def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: bool) -> None:
-    calls: list[tuple[str, int, str]] = []  # architecture digest, batch, phase
+    calls: list[tuple[str, int]] = []  # architecture digest, batch
 
     def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
         time.sleep(0.004)
-        calls.append((_architecture_digest(model_bytes), batch, ""))
+        calls.append((_architecture_digest(model_bytes), batch))
         # the host was quiet throughout every batch-1 measurement, never at batch 2
         return 1.0 + len(model_bytes) / 1e6, [], None, batch == 1
 
@@ -423,7 +423,7 @@ def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: b
         progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
     )
     per: dict[tuple[str, int], int] = {}
-    for (digest, batch, _), phase in zip(calls, phases, strict=True):
+    for (digest, batch), phase in zip(calls, phases, strict=True):
         if phase != "heldout":
             per[(digest, batch)] = per.get((digest, batch), 0) + 1
     once = {b: sum(n == 1 for (_, bb), n in per.items() if bb == b) for b in (1, 2)}
