@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -421,6 +421,33 @@ def measure_peaks(
     return peaks
 
 
+def merged_peaks(old: DevicePeaks, new: DevicePeaks) -> DevicePeaks:
+    """The best of two measurements of one device's peaks (``new``'s settings and time).
+
+    Another tenant's load only ever lowers an achieved peak and raises an overhead, and on
+    a shared host it comes in phases of tens of seconds, longer than one measurement: on
+    the AVX-512 Xeon of 2026-12-01 the peaks each of ten calibrations measured at its start
+    read 100-115 GFLOP/s four times and 147-158 six times (the uncalibrated roofline then
+    26-47 % off). So peaks keep the highest rates and the lowest positive overheads ever
+    measured.
+    """
+
+    def low(a: float, b: float) -> float:
+        positive = [v for v in (a, b) if v > 0]
+        return min(positive) if positive else 0.0
+
+    return replace(
+        new,
+        gemm_flops_per_s=max(old.gemm_flops_per_s, new.gemm_flops_per_s),
+        gemm_median_flops_per_s=max(old.gemm_median_flops_per_s, new.gemm_median_flops_per_s),
+        memory_bandwidth_bytes_per_s=max(
+            old.memory_bandwidth_bytes_per_s, new.memory_bandwidth_bytes_per_s
+        ),
+        per_op_overhead_s=low(old.per_op_overhead_s, new.per_op_overhead_s),
+        per_run_overhead_s=low(old.per_run_overhead_s, new.per_run_overhead_s),
+    )
+
+
 def cached_peaks(
     store: Store,
     fingerprint: DeviceFingerprint,
@@ -429,17 +456,26 @@ def cached_peaks(
     refresh: bool = False,
     duration_s: float = 1.0,
 ) -> DevicePeaks:
-    """The device's peaks from the store, measured (and stored) on first use or when ``refresh``.
+    """The device's peaks from the store, measured (and stored) on first use; ``refresh``
+    measures them again and stores the best of both (:func:`merged_peaks`).
 
     Callers that may race with a measurement should hold the device lock
     (:func:`nascost.measurements.api.device_lock`) around this call.
     """
     digest = fingerprint.digest
-    if not refresh:
-        cached = store.get_peaks(digest, intra_op_threads)
-        if cached is not None:
-            return DevicePeaks.from_dict(cached)
+    cached = store.get_peaks(digest, intra_op_threads)
+    if cached is not None and not refresh:
+        return DevicePeaks.from_dict(cached)
     peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
+    if cached is not None:
+        # a stored peak of the same (gemm size, copy size) method is as valid as a new one
+        old = DevicePeaks.from_dict(cached)
+        if (old.gemm_size, old.copy_bytes, old.method) == (
+            peaks.gemm_size,
+            peaks.copy_bytes,
+            peaks.method,
+        ):
+            peaks = merged_peaks(old, peaks)
     store.put_peaks(digest, intra_op_threads, peaks.to_dict())
     return peaks
 

@@ -10,7 +10,8 @@ models against training ones):
    apart, again while its two fastest disagree by more than ``heldout_agreement`` (up to
    ``heldout_max_repeats``), and its reference latency is the fastest of its measurements;
 2. **explore** (half of the training time): uniform draws from the training families,
-   each measured ``train_repeats`` times (it trains on the fastest), once when
+   each at one batch size in turn (``train_one_batch``; the smallest twice as often),
+   measured ``train_repeats`` times (it trains on the fastest), once when
    ``measure_fn`` reports the measurement settled (the host quiet throughout);
 3. **adapt**: refits every few samples, estimates each family's error out-of-fold and
    draws the next families in proportion to it (the budget goes where the error is);
@@ -67,7 +68,8 @@ above), and the predictor must learn the same statistic: a training model is mea
 ``train_repeats`` = 2 times, 20 s or more apart, and trains on the faster (a slowed label
 then needs both slowed: 18 % instead of 43 % of them here). That trains on about half as
 many models; on the quiet hosts 75 % of a 20-minute calibration's training data gave a
-held-out MAPE within 0.1 point of all of it (half was not tried there).
+held-out MAPE within 0.1 point of all of it, but on the gated Xeon data twice the models
+is worth far more (see the next paragraphs).
 
 Keeping the fastest only helps when some measurements are quiet; the server's calibration
 also makes each measurement *wait* for a quiet host (``measurements/quiet.py``: a MatMul
@@ -93,6 +95,24 @@ first calibration with it (seed 381, a host so busy that half the budget went wa
 129 of 170 training examples were settled: 170 examples from 321 measurements, where
 seed 371 had 160 from 441. Seed 401 (quieter): 196 examples from 388 measurements, 159
 settled; held-out within ±10 % 89.5 / 94.7 % at batch 1 / 8 (MAPE 5.8 / 4.2 %).
+
+**One batch size per training model.** How many architectures the kernel model sees
+matters more than how many batch sizes each is seen at. Training models selected at random
+from the six gated calibrations' pooled training data (510 models at batch 1 and 8), each
+selection fitted and scored on all their 210 held-out references (the mean of 6-12 random
+selections a row; ``benchmarks/bench_selection.py``):
+
+    training models, batch sizes              measurements   batch 1   batch 8   MAPE 1 / 8
+     50 models, both                                100        74.3 %    77.9 %   7.7 / 6.6 %
+    100 models, both (one calibration)              200        80.9 %    88.2 %   6.4 / 5.2 %
+    200 models, one each, alternating               200        82.3 %    92.3 %   6.1 / 4.6 %
+    200 models, one each, batch 1 twice as often    200        86.3 %    90.4 %   5.5 / 4.8 %
+    200 models, both                                400        84.9 %    91.0 %   5.4 / 4.6 %
+
+(share of references within ±10 %; the pooled references include the host's drift between
+calibrations, so one calibration scores higher on its own.) So each new training model is
+measured at one batch size, in the cycle :func:`train_batch_cycle` gives (``(1, 8)`` ->
+1, 1, 8, ...); held-out models keep every batch size.
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
@@ -177,7 +197,7 @@ def measurement_description(
     return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
 LEARNED_VARIANT = "learned_kernel_sum"  # what the report's "learned" is (the scaled kernel sum)
-HELDOUT_FRACTION = 0.3  # of the measuring time; the rest trains (training data past ~10 min adds little)
+HELDOUT_FRACTION = 0.3  # of the measuring time; the rest trains
 HELDOUT_REPEATS = 3  # measurements of each held-out model; its reference is the fastest
 HELDOUT_MAX_REPEATS = 5  # ... and up to this many while the two fastest disagree
 HELDOUT_AGREEMENT = CONFIRMED_WITHIN  # the two fastest agree when the slower is within 5 % of the faster
@@ -330,18 +350,13 @@ def train_batch_cycle(batch_sizes: Sequence[int], one_batch: bool = True) -> lis
     :data:`SMALLEST_BATCH_WEIGHT` times as often as each other (``(1, 8)`` ->
     ``[[1], [1], [8]]``); otherwise every model at every batch size (``[[1, 8]]``).
 
-    The kernel model learns kernels, and a new architecture brings new kernels where a
-    second batch size of one it has mostly scales the same ones. Measured by selecting
-    training models from the pooled training data of the six gated 20-minute calibrations
-    (510 models, both batch sizes; every selection fitted and scored on all their 210
-    held-out references; 12 random selections each, ``/work/scratch/covsim.py``): 100
-    models at both batch sizes (200 measurements, what one calibration trains on) put
-    80.8 % of batch-1 and 88.2 % of batch-8 references within ±10 % (MAPE 6.4 / 5.1 %);
-    200 models at one batch size each, alternating, 82.3 / 92.3 % (6.1 / 4.6 %); 200 with
-    batch 1 twice as often, 86.3 / 90.4 % (5.5 / 4.8 %); 200 models at both batch sizes
-    (twice the measurements) 84.9 / 91.0 % (5.4 / 4.6 %). Batch-1 kernels are the
-    smallest (the profiler's cost is half of some) and help batch 8 more than the
-    reverse, hence the smallest batch size's double share.
+    The kernel model learns kernels: a new architecture brings new ones, where a second
+    batch size of a model mostly rescales the same. At 200 measurements, 200 models at one
+    batch size each beat 100 models at both on the pooled references of six calibrations
+    (see the module notes: batch 1 / 8 within ±10 % 80.9 / 88.2 -> 82.3 / 92.3 %
+    alternating). Batch 1 is the harder (its kernels are the smallest; the profiler's
+    cost is half of some): moving a third of the batch-8 models to batch 1 gained batch 1
+    four points for two at batch 8 (86.3 / 90.4 %), hence its double share.
     """
     sizes = sorted({int(b) for b in batch_sizes})
     if not one_batch or len(sizes) == 1:
@@ -536,6 +551,7 @@ def calibrate(
     large_share: float | None = None,
     timing_statistic: str | None = None,
     measurement_settings: Mapping[str, Any] | None = None,
+    refresh_device: Callable[[], Device] | None = None,
 ) -> CalibrationReport:
     """Calibrate the learned latency predictor of ``device`` within ``budget_s`` seconds.
 
@@ -576,6 +592,8 @@ def calibrate(
             medians"); recorded in the artifact metadata.
         measurement_settings: how it measured (threads, optimization level, windows, ...);
             recorded in the artifact metadata.
+        refresh_device: called when measuring ends; the device it returns (the same one,
+            its spec measured again meanwhile, say) is the one fitted and reported.
     """
     if budget_s <= 0:
         raise InvalidRequestError("budget_s must be > 0")
@@ -767,6 +785,12 @@ def calibrate(
             "resnet50_reference": RESNET50_CONFIG if max_macs_per_example >= RESNET50_MACS else None,
         },
     }
+    if refresh_device is not None:
+        refreshed = refresh_device()
+        if refreshed != device:
+            logger.info("calibration: fitting on %s as it stands now: %s", refreshed.id, refreshed.spec)
+            # the cached features hold the old spec's rooflines
+            device, cache = refreshed, FeatureCache()
     return _fit_and_report(
         device,
         Examples(train_examples(), heldout, held_model, n_measurements),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCAL_DEVICE_ID = "local"
+PEAKS_REFRESH_S = 240.0  # during a calibration, the local peaks are measured again at most this often
 # Predictors a Predict call can name, best first.
 PREDICTORS = ("learned", "roofline")
 
@@ -246,16 +249,24 @@ class Engine:
     @cached_property
     def catalogue(self) -> Catalogue:
         """Shipped spec-sheet devices, custom devices from the store, and the local machine
-        (fingerprinted; its peaks measured once per fingerprint and cached in the store)."""
-        from nascost.measurements.api import device_lock
-        from nascost.measurements.fingerprint import cached_peaks, last_level_cache_bytes
+        (fingerprinted; its peaks measured on first use, cached in the store, and measured again
+        during calibrations, the best kept)."""
         from nascost.predictors.devices import Catalogue
 
         catalogue = Catalogue(store=_StoreDevices(self.store))
+        self._install_local(catalogue, refresh=False)
+        return catalogue
+
+    def _install_local(self, catalogue: Catalogue, *, refresh: bool) -> None:
+        """Set the local device from its stored peaks (``refresh``: measured again, the best
+        of both kept; see :func:`~nascost.measurements.fingerprint.merged_peaks`)."""
+        from nascost.measurements.api import device_lock
+        from nascost.measurements.fingerprint import cached_peaks, last_level_cache_bytes
+
         fp = self.fingerprint
         threads = self.config.measure_threads
         with device_lock(LOCAL_DEVICE_ID, lock_dir=self.config.data_dir / "locks"):
-            peaks = cached_peaks(self.store, fp, intra_op_threads=threads)
+            peaks = cached_peaks(self.store, fp, intra_op_threads=threads, refresh=refresh)
         llc = last_level_cache_bytes()
         catalogue.set_local(
             fingerprint={**fp.to_dict(), "digest": fp.digest},
@@ -269,7 +280,6 @@ class Engine:
             intra_op_threads=threads,
             source=f"measured by micro-benchmarks on this machine ({peaks.method}; {threads} intra-op thread(s))",
         )
-        return catalogue
 
     def list_devices(self) -> list[devices_pb2.Device]:
         return [encode.device(d, predictors=self._predictor_names(d.id)) for d in self.catalogue.list_devices()]
@@ -477,6 +487,10 @@ class Engine:
         lock_dir = self.config.data_dir / "locks"
         # every measurement waits (a while) for the host to be as quiet as it has been
         quiet = QuietBaseline()
+        # the local device's peaks are measured again while the host is quiet (right after a
+        # settled measurement, every PEAKS_REFRESH_S at most), the best kept: the ones the
+        # catalogue measured at start may have run in a slow phase
+        peaks_measured = [-math.inf]
 
         def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> tuple[Any, bool]:
             gate = quiet.gate()
@@ -495,6 +509,10 @@ class Engine:
             settled = quiet.update(gate, result.quiet)
             # every calibration measurement joins the stored data set the predictors train on
             record_measurement(self.store, result, model_bytes, device_id=device_id, fingerprint=self.fingerprint)
+            now = time.monotonic()
+            if settled and device_id == LOCAL_DEVICE_ID and now - peaks_measured[0] >= PEAKS_REFRESH_S:
+                peaks_measured[0] = now
+                self._install_local(self.catalogue, refresh=True)
             return result, settled
 
         source = next(
@@ -510,6 +528,7 @@ class Engine:
             measure=measure_one,
             cancelled=cancelled,
             source_predictor=source,
+            refresh_device=lambda: self.catalogue.get(device_id),
             measurement_settings={
                 "execution_provider": config.provider,
                 "intra_op_threads": config.intra_op_threads,

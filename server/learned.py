@@ -203,12 +203,15 @@ def run_calibration(
     cancelled: Callable[[], bool],
     source_predictor: LatencyPredictor | None = None,
     measurement_settings: Mapping[str, Any] | None = None,
+    refresh_device: Callable[[], Device] | None = None,
 ) -> Iterator[prediction_pb2.CalibrateEvent]:
     """Calibrate in a worker thread; yield progress events, then the report.
 
     ``measure(model_bytes, batch_size, cancel)`` returns a measurement result of the
     sandboxed runner and whether the host was quiet throughout it (a settled training
     measurement is not repeated); it is called once per sampled model and batch size.
+    ``refresh_device``: the device as it stands when measuring ends (its peaks measured
+    again meanwhile), which the final fit and the report use.
     """
     from nascost.measurements.api import stream_from_thread
     from nascost.predictors.calibration import CalibrationProgress, calibrate
@@ -239,6 +242,7 @@ def run_calibration(
             progress=emit,
             data_dir=data_dir,
             source_predictor=source_predictor,
+            refresh_device=refresh_device,
             timing_statistic=(
                 "lowest median of any complete timing window (windows of >= 10 runs / ~0.3 s, "
                 f"{CALIBRATION_TIME_BUDGET_S:g} s budget per model), sandboxed onnxruntime worker"

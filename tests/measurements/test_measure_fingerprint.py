@@ -171,3 +171,31 @@ def test_device_spec_fits_the_proto() -> None:
     assert spec.peak_flops_per_s["float32"] == 1.5e11
     assert spec.memory_bandwidth_bytes_per_s == 1.4e10 and spec.cores == fp.logical_cores
     assert spec.per_op_overhead_s == 2e-7 and "micro-benchmark" in spec.source
+
+
+def _peaks(gflops: float, gbps: float, per_op_us: float, gemm_n: int = 512) -> DevicePeaks:
+    return DevicePeaks(
+        gemm_flops_per_s=gflops * 1e9,
+        gemm_median_flops_per_s=0.9 * gflops * 1e9,
+        memory_bandwidth_bytes_per_s=gbps * 1e9,
+        intra_op_threads=1,
+        gemm_size=gemm_n,
+        copy_bytes=128 << 20,
+        measured_at=time.time(),
+        per_op_overhead_s=per_op_us * 1e-6,
+    )
+
+
+def test_refreshed_peaks_keep_the_best_ever_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow phase only lowers a measured peak: a refresh keeps the highest rates and the
+    lowest positive overheads of every measurement of the same method."""
+    measured = iter([_peaks(150, 20, 2.0), _peaks(100, 25, 3.0), _peaks(160, 15, 0.0), _peaks(90, 10, 1.0, gemm_n=256)])
+    monkeypatch.setattr(fpmod, "measure_peaks", lambda **kwargs: next(measured))
+    fp = local_fingerprint()
+    with Store(tmp_path / "s.db") as store:
+        got = [cached_peaks(store, fp)] + [cached_peaks(store, fp, refresh=True) for _ in range(2)]
+        rates = [(p.gemm_flops_per_s / 1e9, p.memory_bandwidth_bytes_per_s / 1e9, p.per_op_overhead_s * 1e6) for p in got]
+        assert rates == [pytest.approx(r) for r in [(150, 20, 2.0), (150, 25, 2.0), (160, 25, 2.0)]]
+        assert cached_peaks(store, fp) == got[-1]  # stored
+        # another GEMM size is another method: its figures replace, not merge
+        assert cached_peaks(store, fp, refresh=True).gemm_flops_per_s == pytest.approx(90e9)

@@ -522,3 +522,28 @@ def test_training_models_take_one_batch_size_each_unless_asked_for_all(tmp_path:
         assert all(n == 2 for n in sizes), batches
     meta = json.loads((rep.artifact_path / "metadata.json").read_text())
     assert meta["train_batch_cycle"] == ([[1], [1], [8]] if one_batch else [[1, 8]])
+
+
+def test_the_fit_and_report_use_the_device_as_it_stands_when_measuring_ends(tmp_path: Path) -> None:
+    """The server measures the local peaks again during a calibration (a slow phase at
+    start reads them low); ``refresh_device`` hands the final fit the device as it is then."""
+    import dataclasses
+
+    faster = dataclasses.replace(DEV, spec=dataclasses.replace(DEV.spec, peak_flops_per_s={"float32": 3 * DEV.spec.peak_for("float32")}))
+    asked: list[int] = []
+
+    def refresh() -> Device:
+        asked.append(1)
+        return faster
+
+    def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None]:
+        time.sleep(0.004)
+        return 1.0 + len(model_bytes) / 1e6, [], None
+
+    kwargs: dict[str, Any] = dict(budget_s=1.5, measure_fn=measure, max_macs_per_example=4e6, variants=False)
+    before = calibrate(DEV, data_dir=tmp_path / "a", **kwargs)
+    after = calibrate(DEV, data_dir=tmp_path / "b", refresh_device=refresh, **kwargs)
+    assert asked == [1]
+    assert Device.from_dict(json.loads((after.artifact_path / "metadata.json").read_text())["device"]) == faster
+    assert Device.from_dict(json.loads((before.artifact_path / "metadata.json").read_text())["device"]) == DEV
+    assert load_predictor(after.artifact_path).device == faster

@@ -1,0 +1,125 @@
+"""Which training data a calibration should buy: models x batch sizes, from kept calibrations.
+
+    .venv/bin/python benchmarks/bench_selection.py CALIBRATION... [--selections 6] [--models 100 200]
+
+Pools the training measurements of the given kept calibrations (one host's: see
+``benchmarks/calibrations``), draws random selections of training models from the pool
+under several schedules, fits the learned predictor on each selection and scores it on
+*all* the calibrations' held-out references (never asserts). A schedule is a number of
+models and which of their batch sizes enter training:
+
+- ``both``: every measured batch size of each model (what calibrations did before
+  2026-12-01's ``train_one_batch``): N models cost 2N measurements;
+- ``alternate``: one batch size per model, in turn: N models cost N measurements;
+- ``smallest x2``: one per model, the smallest batch size twice as often
+  (:func:`nascost.predictors.calibration.train_batch_cycle`, the default).
+
+Prints, per schedule, the mean over selections of the share of references within ±10 %
+and the MAPE per batch size. The pooled references include the host's drift between
+calibrations (a few %), so every schedule scores lower than a calibration on its own
+references; compare schedules with each other. Nothing is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_refit import artifacts
+
+    from nascost.predictors.calibration import train_batch_cycle
+    from nascost.predictors.calibration_data import read_calibration_data
+    from nascost.predictors.devices import Device
+    from nascost.predictors.learned import FeatureCache, LatencyPredictor, read_metadata
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="+")
+    ap.add_argument("--selections", type=int, default=6, help="random selections per schedule")
+    ap.add_argument(
+        "--models", type=int, nargs="+", default=[100, 200], help="training models per selection"
+    )
+    args = ap.parse_args(argv)
+
+    found = artifacts(args.paths)
+    if not found:
+        print("no kept calibrations found", file=sys.stderr)
+        return 1
+    device = Device.from_dict(read_metadata(found[-1])["device"])
+    models: dict[tuple[str, int], dict[int, Any]] = {}
+    references: list[Any] = []
+    for path in found:
+        data = read_calibration_data(path)
+        examples = data.examples()
+        for e in examples.train:
+            # a model's examples at its batch sizes share one architecture: its parameter count
+            # and family name it within a calibration
+            models.setdefault((f"{path}:{e.family}", e.analysis.params), {})[e.batch_size] = e
+        references.extend(examples.heldout)
+    keys = [k for k, v in models.items() if len(v) >= 2]
+    sizes = sorted({b for v in models.values() for b in v})
+    print(
+        f"{len(found)} calibrations: {len(keys)} training models at batch sizes {sizes}, {len(references)} references"
+    )
+    cache = FeatureCache()
+
+    def score(train: list[Any], seed: int) -> tuple[dict[int, float], dict[int, float]]:
+        predictor = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(
+            train, feature_cache=cache
+        )
+        estimates = predictor.predict_many(
+            [(e.graph, e.analysis, e.batch_size) for e in references], feature_cache=cache
+        )
+        err: dict[int, list[float]] = {}
+        for e, est in zip(references, estimates, strict=True):
+            err.setdefault(e.batch_size, []).append(abs(est.latency_ms / e.measured_ms - 1.0))
+        return (
+            {b: 100 * float(np.mean(np.asarray(v) <= 0.1)) for b, v in err.items()},
+            {b: 100 * float(np.mean(v)) for b, v in err.items()},
+        )
+
+    smallest_x2 = [c[0] for c in train_batch_cycle(sizes)]
+    schedules: list[tuple[str, int, list[int] | None]] = []
+    for n in args.models:
+        schedules += [
+            (f"{n} models, both", n, None),
+            (f"{n} models, alternate", n, sizes),
+            (f"{n} models, smallest x2", n, smallest_x2),
+        ]
+    for name, n, cycle in schedules:
+        shares: dict[int, list[float]] = {}
+        mapes: dict[int, list[float]] = {}
+        measurements = 0
+        for s in range(args.selections):
+            rng = np.random.default_rng(s)
+            chosen = [keys[i] for i in rng.permutation(len(keys))[:n]]
+            if cycle is None:
+                train = [e for k in chosen for e in models[k].values()]
+            else:
+                train = [
+                    models[k][cycle[i % len(cycle)]]
+                    for i, k in enumerate(chosen)
+                    if cycle[i % len(cycle)] in models[k]
+                ]
+            measurements = len(train)
+            share, mape = score(train, s)
+            for b in share:
+                shares.setdefault(b, []).append(share[b])
+                mapes.setdefault(b, []).append(mape[b])
+        cells = "  ".join(
+            f"batch {b}: ±10 % {statistics.mean(shares[b]):5.1f} %  MAPE {statistics.mean(mapes[b]):4.2f} %"
+            for b in sorted(shares)
+        )
+        print(f"{name:28s} {measurements:4d} measurements  {cells}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
