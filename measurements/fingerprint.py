@@ -413,7 +413,7 @@ def measure_peaks(
         per_run_overhead_s=per_run,
     )
     logger.info(
-        "local peaks: %.1f GFLOP/s float32 GEMM (%d threads), %.1f GB/s copy",
+        "local peaks measured: %.1f GFLOP/s float32 GEMM (%d threads), %.1f GB/s copy",
         best / 1e9,
         intra_op_threads,
         bw / 1e9,
@@ -476,6 +476,11 @@ def cached_peaks(
             peaks.method,
         ):
             peaks = merged_peaks(old, peaks)
+            logger.info(
+                "local peaks kept (the best measured): %.1f GFLOP/s, %.1f GB/s",
+                peaks.gemm_flops_per_s / 1e9,
+                peaks.memory_bandwidth_bytes_per_s / 1e9,
+            )
     store.put_peaks(digest, intra_op_threads, peaks.to_dict())
     return peaks
 

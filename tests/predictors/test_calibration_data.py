@@ -211,6 +211,8 @@ KEPT_RUNS = {
     "2026-12-01-seed381": 16,
     "2026-12-01-seed401": 16,
     "2026-12-01-seed411": 16,
+    "2026-12-01-seed421": 16,
+    "2026-12-01-seed431": 16,
 }
 
 
@@ -250,3 +252,11 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
     assert agreement["all"].n == sum(v for k, v in counts.items() if k >= 2)
     # as the calibration reported it, where it did (noisy hosts: under 0.5 in four of the ten, README)
     assert agreement["all"].to_dict() | meta.get("repeat_agreement", {}).get("all", {}) == agreement["all"].to_dict()
+    # from seed 421 on, each training model at one batch size, batch 1 twice as often
+    if meta.get("train_batch_cycle") == [[1], [1], [8]]:
+        at = {}
+        for model, batch in pairs:
+            at.setdefault(model, set()).add(batch)
+        assert sum(len(v) > 1 for v in at.values()) <= 2  # two configurations may build one model
+        ones = sum(1 in v for v in at.values())
+        assert 1.6 <= ones / (len(at) - ones) <= 2.5
