@@ -14,8 +14,9 @@ models and which of their batch sizes enter training:
 - ``smallest x2``: one per model, the smallest batch size twice as often
   (:func:`nascost.predictors.calibration.train_batch_cycle`, the default).
 
-Prints, per schedule, the mean over selections of the share of references within ±10 %
-and the MAPE per batch size. The pooled references include the host's drift between
+Prints, per schedule, the mean over selections (± its standard error) of the share of
+references within ±10 % and the MAPE per batch size; selection ``s`` draws with seed ``s``
+under every schedule, so rows of one size are paired. The pooled references include the host's drift between
 calibrations (a few %), so every schedule scores lower than a calibration on its own
 references; compare schedules with each other. Nothing is measured.
 """
@@ -52,21 +53,33 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print("no kept calibrations found", file=sys.stderr)
         return 1
-    device = Device.from_dict(read_metadata(found[-1])["device"])
-    models: dict[tuple[str, int], dict[int, Any]] = {}
+    # one device for every fit: the calibrations' own, with the highest peaks any of them
+    # measured (a slow phase lowers a measured peak; merged_peaks keeps the best too)
+    device = max(
+        (Device.from_dict(read_metadata(p)["device"]) for p in found),
+        key=lambda d: d.spec.peak_for("float32"),
+    )
+    models: dict[tuple[str, str], dict[int, Any]] = {}
     references: list[Any] = []
     for path in found:
         data = read_calibration_data(path)
         examples = data.examples()
-        for e in examples.train:
-            # a model's examples at its batch sizes share one architecture: its parameter count
-            # and family name it within a calibration
-            models.setdefault((f"{path}:{e.family}", e.analysis.params), {})[e.batch_size] = e
+        # examples.train holds each training (model, batch size) once, in the order first measured
+        pairs = list(
+            dict.fromkeys(
+                (m.model, m.batch_size) for m in data.measurements if m.phase != "heldout"
+            )
+        )
+        for (model, batch), e in zip(pairs, examples.train, strict=True):
+            assert e.batch_size == batch
+            models.setdefault((str(path), model), {})[batch] = e
         references.extend(examples.heldout)
     keys = [k for k, v in models.items() if len(v) >= 2]
     sizes = sorted({b for v in models.values() for b in v})
     print(
-        f"{len(found)} calibrations: {len(keys)} training models at batch sizes {sizes}, {len(references)} references"
+        f"{len(found)} calibrations: {len(keys)} training models measured at every batch size {sizes} "
+        f"({len(models) - len(keys)} at fewer left out), {len(references)} references, "
+        f"peaks of {device.spec.peak_for('float32') / 1e9:.1f} GFLOP/s"
     )
     cache = FeatureCache()
 
@@ -96,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, n, cycle in schedules:
         shares: dict[int, list[float]] = {}
         mapes: dict[int, list[float]] = {}
-        measurements = 0
+        measurements: list[int] = []
         for s in range(args.selections):
             rng = np.random.default_rng(s)
             chosen = [keys[i] for i in rng.permutation(len(keys))[:n]]
@@ -108,17 +121,23 @@ def main(argv: list[str] | None = None) -> int:
                     for i, k in enumerate(chosen)
                     if cycle[i % len(cycle)] in models[k]
                 ]
-            measurements = len(train)
+            measurements.append(len(train))
             share, mape = score(train, s)
             for b in share:
                 shares.setdefault(b, []).append(share[b])
                 mapes.setdefault(b, []).append(mape[b])
         cells = "  ".join(
-            f"batch {b}: ±10 % {statistics.mean(shares[b]):5.1f} %  MAPE {statistics.mean(mapes[b]):4.2f} %"
+            f"batch {b}: ±10 % {statistics.mean(shares[b]):5.1f} (± {sem(shares[b]):3.1f}) %  "
+            f"MAPE {statistics.mean(mapes[b]):4.2f} (± {sem(mapes[b]):4.2f}) %"
             for b in sorted(shares)
         )
-        print(f"{name:28s} {measurements:4d} measurements  {cells}", flush=True)
+        print(f"{name:28s} {statistics.mean(measurements):5.0f} measurements  {cells}", flush=True)
     return 0
+
+
+def sem(values: list[float]) -> float:
+    """Standard error of the mean (0 for one value)."""
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ restarts of the same machine and software, and keys every measurement and the pe
 
 :func:`device_spec` turns fingerprint + peaks into the fields of ``nascost.v1.DeviceSpec``.
 
-:func:`cached_peaks` keeps them in the store, keyed by fingerprint digest and thread count.
+:func:`cached_peaks` keeps them in the store, keyed by fingerprint digest and thread count;
+measured again, the best rates ever measured are kept (:func:`merged_peaks`: a busy
+host only ever lowers them). The server measures them again during calibrations.
 """
 
 from __future__ import annotations
@@ -422,20 +424,16 @@ def measure_peaks(
 
 
 def merged_peaks(old: DevicePeaks, new: DevicePeaks) -> DevicePeaks:
-    """The best of two measurements of one device's peaks (``new``'s settings and time).
+    """Two measurements of one device's peaks as one: the higher GEMM rates and copy
+    bandwidth, everything else (overheads, settings, time) from ``new``.
 
-    Another tenant's load only ever lowers an achieved peak and raises an overhead, and on
-    a shared host it comes in phases of tens of seconds, longer than one measurement: on
-    the AVX-512 Xeon of 2026-12-01 the peaks each of ten calibrations measured at its start
-    read 100-115 GFLOP/s four times and 147-158 six times (the uncalibrated roofline then
-    26-47 % off). So peaks keep the highest rates and the lowest positive overheads ever
-    measured.
+    Another tenant's load only ever lowers an achieved rate, and on a shared host it comes
+    in phases of tens of seconds, longer than one measurement: on the AVX-512 Xeon of
+    2026-12-01 the peaks ten calibrations (seeds 331-421) measured at their start read
+    100-115 GFLOP/s four times and 147-158 six times (the uncalibrated roofline then 21-47 %
+    off). The dispatch overheads are differences of two medians, which load moves either
+    way: the latest is kept.
     """
-
-    def low(a: float, b: float) -> float:
-        positive = [v for v in (a, b) if v > 0]
-        return min(positive) if positive else 0.0
-
     return replace(
         new,
         gemm_flops_per_s=max(old.gemm_flops_per_s, new.gemm_flops_per_s),
@@ -443,8 +441,6 @@ def merged_peaks(old: DevicePeaks, new: DevicePeaks) -> DevicePeaks:
         memory_bandwidth_bytes_per_s=max(
             old.memory_bandwidth_bytes_per_s, new.memory_bandwidth_bytes_per_s
         ),
-        per_op_overhead_s=low(old.per_op_overhead_s, new.per_op_overhead_s),
-        per_run_overhead_s=low(old.per_run_overhead_s, new.per_run_overhead_s),
     )
 
 
@@ -454,10 +450,15 @@ def cached_peaks(
     *,
     intra_op_threads: int = 1,
     refresh: bool = False,
+    keep_best: bool = True,
     duration_s: float = 1.0,
 ) -> DevicePeaks:
-    """The device's peaks from the store, measured (and stored) on first use; ``refresh``
-    measures them again and stores the best of both (:func:`merged_peaks`).
+    """The device's peaks from the store, measured (and stored) on first use.
+
+    ``refresh`` measures them again; with ``keep_best`` the stored rates win where they are
+    higher (:func:`merged_peaks`; a stored entry of another GEMM or copy size, or one that
+    no longer parses, is replaced), without it the new measurement replaces them (after a
+    hardware change the fingerprint does not see, say).
 
     Callers that may race with a measurement should hold the device lock
     (:func:`nascost.measurements.api.device_lock`) around this call.
@@ -467,22 +468,30 @@ def cached_peaks(
     if cached is not None and not refresh:
         return DevicePeaks.from_dict(cached)
     peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
-    if cached is not None:
-        # a stored peak of the same (gemm size, copy size) method is as valid as a new one
-        old = DevicePeaks.from_dict(cached)
-        if (old.gemm_size, old.copy_bytes, old.method) == (
-            peaks.gemm_size,
-            peaks.copy_bytes,
-            peaks.method,
-        ):
-            peaks = merged_peaks(old, peaks)
-            logger.info(
-                "local peaks kept (the best measured): %.1f GFLOP/s, %.1f GB/s",
-                peaks.gemm_flops_per_s / 1e9,
-                peaks.memory_bandwidth_bytes_per_s / 1e9,
-            )
+    old = _stored_peaks(cached) if keep_best else None
+    if old is not None and (old.gemm_size, old.copy_bytes, old.method) == (
+        peaks.gemm_size,
+        peaks.copy_bytes,
+        peaks.method,
+    ):
+        peaks = merged_peaks(old, peaks)
+        logger.info(
+            "local peaks kept (the best measured): %.1f GFLOP/s, %.1f GB/s",
+            peaks.gemm_flops_per_s / 1e9,
+            peaks.memory_bandwidth_bytes_per_s / 1e9,
+        )
     store.put_peaks(digest, intra_op_threads, peaks.to_dict())
     return peaks
+
+
+def _stored_peaks(d: Mapping[str, Any] | None) -> DevicePeaks | None:
+    if d is None:
+        return None
+    try:
+        return DevicePeaks.from_dict(d)
+    except (KeyError, TypeError, ValueError):
+        logger.warning("stored peaks unreadable, measured again: %r", d)
+        return None
 
 
 def device_spec(fingerprint: DeviceFingerprint, peaks: DevicePeaks) -> dict[str, Any]:

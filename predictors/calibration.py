@@ -358,10 +358,12 @@ def train_batch_cycle(batch_sizes: Sequence[int], one_batch: bool = True) -> lis
     cost is half of some): moving a third of the batch-8 models to batch 1 gained batch 1
     four points for two at batch 8 (86.3 / 90.4 %), hence its double share.
     """
+    if not one_batch:
+        return [list(dict.fromkeys(int(b) for b in batch_sizes))]  # in the order asked
     sizes = sorted({int(b) for b in batch_sizes})
-    if not one_batch or len(sizes) == 1:
+    if len(sizes) == 1:
         return [sizes]
-    return [[sizes[0]]] * SMALLEST_BATCH_WEIGHT + [[b] for b in sizes[1:]]
+    return [[sizes[0]] for _ in range(SMALLEST_BATCH_WEIGHT)] + [[b] for b in sizes[1:]]
 
 
 @dataclass
@@ -559,12 +561,13 @@ def calibrate(
         device: the device measured by ``measure_fn`` (its spec gives the roofline).
         budget_s: wall-clock budget for sampling and measuring (fitting adds a little).
         measure_fn: ``(model_bytes, batch_size) -> (p50_ms, kernels, optimized_bytes|None)``.
-        batch_sizes: every sample is measured at each of these.
+        batch_sizes: every held-out model is measured at each of these, a training model
+            at one of them (or at each with ``train_one_batch=False``).
         seed: makes the sampled architectures deterministic.
         progress: called after every measurement.
         heldout_fraction: share of the measuring time spent on held-out evaluation models
-            (the references take 3-5 measurements each; training on 75 % of a 20-minute
-            calibration's data gave a held-out MAPE within 0.1 point of all of it).
+            (the references take 3-5 measurements each; fewer held-out models make the
+            figures noisier, fewer training ones the predictor worse: see the module notes).
         heldout_repeats: measurements of each held-out model (the reference latency is the
             fastest); a repeat waits until ``heldout_repeat_gap_s`` after the model's last
             measurement, and held-out turns with no repeat due measure a new model.
@@ -587,7 +590,8 @@ def calibrate(
         large_share: share of sampled sizes aimed above 1 GMAC per example (when the cap is
             above it); default ``DEFAULT_LARGE_SHARE / max(batch_sizes)`` (8 % at batch 1,
             1 % at batch 8: a large model costs batch times more to measure, and smaller
-            models at the larger batch already reach the same total MACs).
+            models at the larger batch already reach the same total MACs). Set before
+            training models took one batch size each; not re-tuned since.
         timing_statistic: what ``measure_fn``'s latency is (e.g. "lowest of 3 window
             medians"); recorded in the artifact metadata.
         measurement_settings: how it measured (threads, optimization level, windows, ...);
@@ -788,9 +792,9 @@ def calibrate(
     if refresh_device is not None:
         refreshed = refresh_device()
         if refreshed != device:
+            # (the feature cache knows the spec its rooflines are of)
             logger.info("calibration: fitting on %s as it stands now: %s", refreshed.id, refreshed.spec)
-            # the cached features hold the old spec's rooflines
-            device, cache = refreshed, FeatureCache()
+            device = refreshed
     return _fit_and_report(
         device,
         Examples(train_examples(), heldout, held_model, n_measurements),

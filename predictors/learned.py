@@ -555,27 +555,28 @@ class FeatureCache:
 
     Calibration refits predictors many times on a growing set of the same examples (the
     adaptive phase's out-of-fold family errors); the pseudo kernels, roofline and graph
-    features of an example do not change between refits. Entries hold their graph and
-    analysis, so the ``id`` keys stay valid while the cache lives.
+    features of an example do not change between refits. Entries hold their graph,
+    analysis and device spec, so the ``id`` keys stay valid while the cache lives and a
+    device whose spec changed (its peaks measured again) misses.
     """
 
     def __init__(self) -> None:
-        self._d: dict[tuple[str, int, int, int, int], tuple[Graph, Analysis, _BaseFeatures]] = {}
+        self._d: dict[tuple[str, int, int, int, int], tuple[Graph, Analysis, Any, _BaseFeatures]] = {}
         self.hits = 0
         self.misses = 0
 
     def get(self, device: Device, graph: Graph, analysis: Analysis, batch: int, nchwc_block: int) -> _BaseFeatures | None:
         e = self._d.get((device.id, id(graph), id(analysis), batch, nchwc_block))
-        if e is None or e[0] is not graph or e[1] is not analysis:
+        if e is None or e[0] is not graph or e[1] is not analysis or e[2] != device.spec:
             self.misses += 1
             return None
         self.hits += 1
-        return e[2]
+        return e[3]
 
     def put(
         self, device: Device, graph: Graph, analysis: Analysis, batch: int, nchwc_block: int, base: _BaseFeatures
     ) -> None:
-        self._d[(device.id, id(graph), id(analysis), batch, nchwc_block)] = (graph, analysis, base)
+        self._d[(device.id, id(graph), id(analysis), batch, nchwc_block)] = (graph, analysis, device.spec, base)
 
     def __len__(self) -> int:
         return len(self._d)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from nascost.predictors.analysis import Analysis, analyze
 from nascost.predictors.errors import (
+    CancelledError,
     InvalidRequestError,
     LimitExceededError,
     NotCalibratedError,
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL_DEVICE_ID = "local"
 PEAKS_REFRESH_S = 240.0  # during a calibration, the local peaks are measured again at most this often
+PEAKS_LOCK_WAIT_S = 5.0  # ... when the device lock is free within this long (another client may be measuring)
 # Predictors a Predict call can name, best first.
 PREDICTORS = ("learned", "roofline")
 
@@ -257,15 +259,18 @@ class Engine:
         self._install_local(catalogue, refresh=False)
         return catalogue
 
-    def _install_local(self, catalogue: Catalogue, *, refresh: bool) -> None:
+    def _install_local(
+        self, catalogue: Catalogue, *, refresh: bool, cancel: threading.Event | None = None, timeout_s: float | None = None
+    ) -> None:
         """Set the local device from its stored peaks (``refresh``: measured again, the best
-        of both kept; see :func:`~nascost.measurements.fingerprint.merged_peaks`)."""
+        rates of both kept; see :func:`~nascost.measurements.fingerprint.merged_peaks`),
+        waiting at most ``timeout_s`` for the device lock."""
         from nascost.measurements.api import device_lock
         from nascost.measurements.fingerprint import cached_peaks, last_level_cache_bytes
 
         fp = self.fingerprint
         threads = self.config.measure_threads
-        with device_lock(LOCAL_DEVICE_ID, lock_dir=self.config.data_dir / "locks"):
+        with device_lock(LOCAL_DEVICE_ID, cancel=cancel, timeout_s=timeout_s, lock_dir=self.config.data_dir / "locks"):
             peaks = cached_peaks(self.store, fp, intra_op_threads=threads, refresh=refresh)
         llc = last_level_cache_bytes()
         catalogue.set_local(
@@ -512,7 +517,12 @@ class Engine:
             now = time.monotonic()
             if settled and device_id == LOCAL_DEVICE_ID and now - peaks_measured[0] >= PEAKS_REFRESH_S:
                 peaks_measured[0] = now
-                self._install_local(self.catalogue, refresh=True)
+                try:
+                    self._install_local(self.catalogue, refresh=True, cancel=cancel, timeout_s=PEAKS_LOCK_WAIT_S)
+                except CancelledError:
+                    raise
+                except Exception as e:  # the calibration goes on with the peaks it has
+                    logger.warning("calibration of %s: the peaks were not measured again: %s", device_id, e)
             return result, settled
 
         source = next(

@@ -209,7 +209,7 @@ def run_calibration(
 
     ``measure(model_bytes, batch_size, cancel)`` returns a measurement result of the
     sandboxed runner and whether the host was quiet throughout it (a settled training
-    measurement is not repeated); it is called once per sampled model and batch size.
+    measurement is not repeated); it is called once per measurement calibrate() takes.
     ``refresh_device``: the device as it stands when measuring ends (its peaks measured
     again meanwhile), which the final fit and the report use.
     """

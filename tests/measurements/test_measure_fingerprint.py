@@ -186,16 +186,21 @@ def _peaks(gflops: float, gbps: float, per_op_us: float, gemm_n: int = 512) -> D
     )
 
 
-def test_refreshed_peaks_keep_the_best_ever_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slow phase only lowers a measured peak: a refresh keeps the highest rates and the
-    lowest positive overheads of every measurement of the same method."""
-    measured = iter([_peaks(150, 20, 2.0), _peaks(100, 25, 3.0), _peaks(160, 15, 0.0), _peaks(90, 10, 1.0, gemm_n=256)])
+def test_refreshed_peaks_keep_the_best_rates_ever_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow phase only lowers a measured rate: a refresh keeps the highest GEMM rate and
+    bandwidth of every measurement of the same method, and the latest overheads."""
+    measured = iter(
+        [_peaks(150, 20, 2.0), _peaks(100, 25, 3.0), _peaks(160, 15, 1.5), _peaks(90, 10, 1.0, gemm_n=256), _peaks(80, 9, 4.0, gemm_n=256)]
+    )
     monkeypatch.setattr(fpmod, "measure_peaks", lambda **kwargs: next(measured))
     fp = local_fingerprint()
     with Store(tmp_path / "s.db") as store:
         got = [cached_peaks(store, fp)] + [cached_peaks(store, fp, refresh=True) for _ in range(2)]
         rates = [(p.gemm_flops_per_s / 1e9, p.memory_bandwidth_bytes_per_s / 1e9, p.per_op_overhead_s * 1e6) for p in got]
-        assert rates == [pytest.approx(r) for r in [(150, 20, 2.0), (150, 25, 2.0), (160, 25, 2.0)]]
+        assert rates == [pytest.approx(r) for r in [(150, 20, 2.0), (150, 25, 3.0), (160, 25, 1.5)]]
         assert cached_peaks(store, fp) == got[-1]  # stored
         # another GEMM size is another method: its figures replace, not merge
         assert cached_peaks(store, fp, refresh=True).gemm_flops_per_s == pytest.approx(90e9)
+        # and without keep_best a refresh replaces whatever is stored
+        assert cached_peaks(store, fp, refresh=True, keep_best=False).gemm_flops_per_s == pytest.approx(80e9)
+        assert cached_peaks(store, fp).gemm_flops_per_s == pytest.approx(80e9)

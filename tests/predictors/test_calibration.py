@@ -482,7 +482,7 @@ def test_train_batch_cycle() -> None:
     assert train_batch_cycle((8, 1)) == [[1], [1], [8]]
     assert train_batch_cycle((1, 4, 8)) == [[1], [1], [4], [8]]
     assert train_batch_cycle((2,)) == [[2]]
-    assert train_batch_cycle((8, 1), one_batch=False) == [[1, 8]]
+    assert train_batch_cycle((8, 1), one_batch=False) == [[8, 1]]  # in the order asked
 
 
 @pytest.mark.parametrize("one_batch", [True, False])

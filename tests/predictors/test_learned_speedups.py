@@ -98,3 +98,10 @@ def test_feature_cache_changes_nothing_but_the_work() -> None:
     # a refit on a subset reuses every entry
     LatencyPredictor(DEV, use_kernels=False).fit(examples[:5], feature_cache=cache)
     assert cache.hits == len(examples) + 5 and cache.misses == len(examples)
+    # the same device with its peaks measured again is another device: its rooflines differ
+    import dataclasses
+
+    faster = dataclasses.replace(DEV, spec=dataclasses.replace(DEV.spec, peak_flops_per_s={"float32": 2 * DEV.spec.peak_for("float32")}))
+    refit = LatencyPredictor(faster).fit(examples, feature_cache=cache)
+    assert cache.misses == 2 * len(examples)
+    np.testing.assert_array_equal(refit.predict(examples), LatencyPredictor(faster).fit(examples).predict(examples))

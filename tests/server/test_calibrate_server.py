@@ -101,3 +101,35 @@ def test_calibrate_bad_requests(server_target: str) -> None:
         with pytest.raises(NascostClientError) as err:
             list(c.calibrate(prediction_pb2.CalibrateRequest(device_id="nvidia-t4", budget_minutes=1)))
         assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION  # spec-sheet devices cannot be measured
+
+
+def test_a_calibration_measures_the_local_peaks_again_and_keeps_the_best(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a settled measurement (here: every one) the local peaks are measured again, at
+    most every PEAKS_REFRESH_S (here: 0), the best rates kept; the artifact is fitted on the
+    device as it stands at the end, which the catalogue then serves."""
+    import time
+
+    from nascost.measurements import fingerprint as fpmod
+    from nascost.measurements.fingerprint import DevicePeaks
+    from nascost.measurements.quiet import QuietBaseline
+    from nascost.server import engine as engine_mod
+
+    rates = iter([120.0, 90.0, 150.0, 100.0] + [80.0] * 1000)  # GFLOP/s, one per measurement of the peaks
+    seen: list[float] = []
+
+    def fake_peaks(**kwargs: object) -> DevicePeaks:
+        seen.append(next(rates))
+        return DevicePeaks(seen[-1] * 1e9, seen[-1] * 0.9e9, 20e9, 1, 512, 128 << 20, time.time(), 1e-6, 1e-5)
+
+    monkeypatch.setattr(fpmod, "measure_peaks", fake_peaks)
+    monkeypatch.setattr(engine_mod, "PEAKS_REFRESH_S", 0.0)
+    monkeypatch.setattr(QuietBaseline, "update", lambda self, gate, report: True)
+    engine = engine_mod.Engine(ServerConfig(data_dir=tmp_path, workers=2))
+    assert engine.catalogue.get("local").spec.peak_for("float32") == 120e9
+    request = prediction_pb2.CalibrateRequest(device_id="local", budget_minutes=0.15, seed=1, batch_sizes=[1])
+    report = list(engine.calibrate(request, cancelled=lambda: False))[-1].report
+    assert len(seen) >= 4  # the catalogue's, then one per measurement
+    best = max(seen) * 1e9
+    assert engine.catalogue.get("local").spec.peak_for("float32") == best == 150e9
+    meta = json.loads((tmp_path / "predictors" / "local" / report.artifact_version / "metadata.json").read_text())
+    assert meta["device"]["spec"]["peak_flops_per_s"]["float32"] == best
