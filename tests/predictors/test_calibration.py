@@ -399,31 +399,41 @@ def test_training_models_are_measured_twice_apart_and_train_on_the_faster(tmp_pa
         calibrate(DEV, budget_s=1, measure_fn=lambda b, n: (1.0, [], None), train_repeats=0)
 
 
-@pytest.mark.parametrize("trust", [True, False])
-def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: bool) -> None:
-    calls: list[tuple[str, int]] = []  # architecture digest, batch
+def _recorded_calibration(settled: Callable[[int], bool], **kwargs: Any) -> tuple[list[tuple[str, int, str]], CalibrationReport]:
+    """A calibration of small models on a fake measurement (latency from the model's size,
+    settled as ``settled(batch)`` says); every measurement's (architecture, batch, phase)."""
+    calls: list[tuple[str, int]] = []
 
     def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
         time.sleep(0.004)
         calls.append((_architecture_digest(model_bytes), batch))
-        # the host was quiet throughout every batch-1 measurement, never at batch 2
-        return 1.0 + len(model_bytes) / 1e6, [], None, batch == 1
+        return 1.0 + len(model_bytes) / 1e6, [], None, settled(batch)
 
     phases: list[str] = []
     rep = calibrate(
         DEV,
-        budget_s=3.0,
         measure_fn=measure,
-        batch_sizes=(1, 2),
         max_macs_per_example=4e6,
         variants=False,
+        progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
+        **kwargs,
+    )
+    return [(d, b, p) for (d, b), p in zip(calls, phases, strict=True)], rep
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: bool) -> None:
+    # the host was quiet throughout every batch-1 measurement, never at batch 2
+    calls, rep = _recorded_calibration(
+        lambda batch: batch == 1,
+        budget_s=3.0,
+        batch_sizes=(1, 2),
         train_repeat_gap_s=0.2,
         trust_settled=trust,
         data_dir=tmp_path,
-        progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
     )
     per: dict[tuple[str, int], int] = {}
-    for (digest, batch), phase in zip(calls, phases, strict=True):
+    for digest, batch, phase in calls:
         if phase != "heldout":
             per[(digest, batch)] = per.get((digest, batch), 0) + 1
     once = {b: sum(n == 1 for (_, bb), n in per.items() if bb == b) for b in (1, 2)}
@@ -487,28 +497,13 @@ def test_train_batch_cycle() -> None:
 
 @pytest.mark.parametrize("one_batch", [True, False])
 def test_training_models_take_one_batch_size_each_unless_asked_for_all(tmp_path: Path, one_batch: bool) -> None:
-    calls: list[tuple[str, int, str]] = []
-
-    def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
-        time.sleep(0.004)
-        calls.append((_architecture_digest(model_bytes), batch, ""))
-        return 1.0 + len(model_bytes) / 1e6, [], None, True  # settled: no training repeats
-
-    phases: list[str] = []
-    rep = calibrate(
-        DEV,
-        budget_s=2.5,
-        measure_fn=measure,
-        batch_sizes=(1, 8),
-        max_macs_per_example=4e6,
-        variants=False,
-        train_one_batch=one_batch,
-        data_dir=tmp_path,
-        progress=lambda p: phases.append(p.phase) if p.phase != "fit" else None,
+    # settled: no training repeats
+    calls, rep = _recorded_calibration(
+        lambda batch: True, budget_s=2.5, batch_sizes=(1, 8), train_one_batch=one_batch, data_dir=tmp_path
     )
     batches: dict[str, set[int]] = {}
     held: dict[str, set[int]] = {}
-    for (digest, batch, _), phase in zip(calls, phases, strict=True):
+    for digest, batch, phase in calls:
         (held if phase == "heldout" else batches).setdefault(digest, set()).add(batch)
     assert all(v == {1, 8} for v in held.values()), held
     sizes = [len(v) for v in batches.values()]
