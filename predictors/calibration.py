@@ -116,10 +116,10 @@ its standard error) of 12 selections a row, paired within a number of models
 (the pooled references include the host's drift between calibrations, so one calibration
 scores higher on its own.) So each new training model is measured at one batch size, in
 the cycle :func:`train_batch_cycle` gives (``(1, 8)`` -> 1, 1, 8, ...); held-out models keep
-every batch size. In three real calibrations with it (seeds 421-441: 117-214 training
-models, against 63-100 in seeds 351-411; ``benchmarks/calibrations/README.md``), batch 1 / 8 within
-±10 % on their own 12-17 references: 100.0 / 58.3 % (the busiest host yet: its batch-8
-references ran slow), 75.0 / 100.0 %, 88.2 / 94.1 %.
+every batch size. In four real calibrations with it (seeds 421-451: 117-214 training
+models, against 63-100 in seeds 351-411; ``benchmarks/calibrations/README.md``), batch 1 / 8
+within ±10 % on their own 12-17 references: 100.0 / 58.3 % (the busiest host yet: its
+batch-8 references ran slow), 75.0 / 100.0 %, 88.2 / 94.1 %, 82.4 / 100.0 %.
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
