@@ -140,24 +140,33 @@ def test_peaks_are_cached_by_fingerprint(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_dispatch_overhead_predicts_another_chain_length() -> None:
-    """per-run + k * per-op, fitted on chains of 1 and 64 ops, predicts a 24-op chain."""
+    """per-run + k * per-op, fitted on chains of 1 and 64 ops, predicts a 24-op chain.
+
+    Both sides are timings of a few µs on a shared host: a round whose fit or check met
+    another tenant's load is taken again (up to three rounds); a real bias fails every one.
+    """
     import onnxruntime as ort
 
-    per_op, per_run = fpmod.measure_dispatch_overhead(ops=64, duration_s=0.4)
-    assert per_op > 0 and per_run > 0
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(fpmod._relu_chain_model(24), so, providers=["CPUExecutionProvider"])
     feeds = {"x": np.ones(1, dtype=np.float32)}
-    times = []
-    for _ in range(2000):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - t0)
-    measured = float(np.median(times))
-    predicted = per_run + 24 * per_op
-    assert 0.6 < measured / predicted < 1.6, (measured, predicted)
+    rounds = []
+    for _ in range(3):
+        per_op, per_run = fpmod.measure_dispatch_overhead(ops=64, duration_s=0.4)
+        assert per_op > 0 and per_run > 0
+        times = []
+        for _ in range(2000):
+            t0 = time.perf_counter()
+            sess.run(None, feeds)
+            times.append(time.perf_counter() - t0)
+        measured = float(np.median(times))
+        predicted = per_run + 24 * per_op
+        rounds.append((measured, predicted))
+        if 0.6 < measured / predicted < 1.6:
+            return
+    pytest.fail(f"measured / predicted outside (0.6, 1.6) in every round: {rounds}")
 
 
 def test_device_spec_fits_the_proto() -> None:
