@@ -46,15 +46,20 @@ def artifacts(paths: list[str]) -> list[Path]:
     return found
 
 
+def reference_errors(predictor: Any, references: list[Any], feature_cache: Any = None) -> dict[int, list[float]]:
+    """|predicted / measured - 1| of every reference, per batch size."""
+    errors: dict[int, list[float]] = {}
+    estimates = predictor.predict_many([(e.graph, e.analysis, e.batch_size) for e in references], feature_cache=feature_cache)
+    for e, est in zip(references, estimates, strict=True):
+        errors.setdefault(e.batch_size, []).append(abs(est.latency_ms / e.measured_ms - 1.0))
+    return errors
+
+
 def cross_scores(predictor: Any, references: list[list[Any]]) -> str:
     """Share within ±10 % and MAPE per batch size over every reference of ``references``."""
     import numpy as np
 
-    errors: dict[int, list[float]] = {}
-    for held in references:
-        estimates = predictor.predict_many([(e.graph, e.analysis, e.batch_size) for e in held])
-        for e, est in zip(held, estimates, strict=True):
-            errors.setdefault(e.batch_size, []).append(abs(est.latency_ms / e.measured_ms - 1.0))
+    errors = reference_errors(predictor, [e for held in references for e in held])
     return "  ".join(
         f"batch {b}: n {len(v)} ±10 % {100 * float(np.mean(np.asarray(v) <= 0.1)):5.1f} %  MAPE {100 * float(np.mean(v)):4.1f} %"
         for b, v in sorted(errors.items())

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_refit import artifacts
+    from bench_refit import artifacts, reference_errors
 
     from nascost.predictors.calibration import train_batch_cycle
     from nascost.predictors.calibration_data import read_calibration_data
@@ -64,15 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in found:
         data = read_calibration_data(path)
         examples = data.examples()
-        # examples.train holds each training (model, batch size) once, in the order first measured
-        pairs = list(
-            dict.fromkeys(
-                (m.model, m.batch_size) for m in data.measurements if m.phase != "heldout"
-            )
-        )
-        for (model, batch), e in zip(pairs, examples.train, strict=True):
-            assert e.batch_size == batch
-            models.setdefault((str(path), model), {})[batch] = e
+        for model, e in zip(examples.train_model, examples.train, strict=True):
+            models.setdefault((str(path), model), {})[e.batch_size] = e
         references.extend(examples.heldout)
     keys = [k for k, v in models.items() if len(v) >= 2]
     sizes = sorted({b for v in models.values() for b in v})
@@ -87,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(
             train, feature_cache=cache
         )
-        estimates = predictor.predict_many(
-            [(e.graph, e.analysis, e.batch_size) for e in references], feature_cache=cache
-        )
-        err: dict[int, list[float]] = {}
-        for e, est in zip(references, estimates, strict=True):
-            err.setdefault(e.batch_size, []).append(abs(est.latency_ms / e.measured_ms - 1.0))
+        err = reference_errors(predictor, references, feature_cache=cache)
         return (
             {b: 100 * float(np.mean(np.asarray(v) <= 0.1)) for b, v in err.items()},
             {b: 100 * float(np.mean(v)) for b, v in err.items()},

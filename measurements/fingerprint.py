@@ -425,7 +425,8 @@ def measure_peaks(
 
 def merged_peaks(old: DevicePeaks, new: DevicePeaks) -> DevicePeaks:
     """Two measurements of one device's peaks as one: the higher GEMM rates and copy
-    bandwidth, everything else (overheads, settings, time) from ``new``.
+    bandwidth, everything else (overheads, settings, time) from ``new``; ``new`` alone
+    when ``old`` was measured another way (GEMM or copy size, method).
 
     Another tenant's load only ever lowers an achieved rate, and on a shared host it comes
     in phases of tens of seconds, longer than one measurement: on the AVX-512 Xeon of
@@ -434,6 +435,8 @@ def merged_peaks(old: DevicePeaks, new: DevicePeaks) -> DevicePeaks:
     off). The dispatch overheads are differences of two medians, which load moves either
     way: the latest is kept.
     """
+    if (old.gemm_size, old.copy_bytes, old.method) != (new.gemm_size, new.copy_bytes, new.method):
+        return new
     return replace(
         new,
         gemm_flops_per_s=max(old.gemm_flops_per_s, new.gemm_flops_per_s),
@@ -469,11 +472,7 @@ def cached_peaks(
         return DevicePeaks.from_dict(cached)
     peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
     old = _stored_peaks(cached) if keep_best else None
-    if old is not None and (old.gemm_size, old.copy_bytes, old.method) == (
-        peaks.gemm_size,
-        peaks.copy_bytes,
-        peaks.method,
-    ):
+    if old is not None:
         peaks = merged_peaks(old, peaks)
         logger.info(
             "local peaks kept (the best measured): %.1f GFLOP/s, %.1f GB/s",

@@ -739,7 +739,7 @@ def calibrate(
             sample = sampler.sample(weights=weights if phase == "adapt" else None, exclude=train_configs)
             train_configs.add(config_key(sample.family, sample.config))
             t = _Trained(sample, phase)
-            batches = cycle[(len(train_configs) - 1) % len(cycle)]
+            batches = cycle[(len(train_configs) - 1) % len(cycle)]  # every draw adds one configuration
         key = ""
         for b in batches:
             m = run.measure(t.sample, b, t.phase)
@@ -804,7 +804,9 @@ def calibrate(
             device = refreshed
     return _fit_and_report(
         device,
-        Examples(train_examples(), heldout, held_model, n_measurements),
+        Examples(
+            train_examples(), heldout, held_model, n_measurements, [k for k, t in trained_by_key.items() for _ in t.fastest]
+        ),
         batch_sizes=batch_sizes,
         seed=seed,
         variants=variants,

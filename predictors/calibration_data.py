@@ -122,12 +122,15 @@ class Examples:
             fastest of its latencies.
         heldout_model: the held-out model of each ``heldout`` example.
         heldout_measurements: how many references came from 1, 2, ... measurements.
+        train_model: the model (its key in :attr:`CalibrationData.models`) of each ``train``
+            example.
     """
 
     train: list[TrainingExample]
     heldout: list[TrainingExample]
     heldout_model: list[int]
     heldout_measurements: dict[int, int]
+    train_model: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -238,7 +241,7 @@ class CalibrationData:
         counts: dict[int, int] = {}
         for ys in latencies.values():
             counts[len(ys)] = counts.get(len(ys), 0) + 1
-        return Examples(train, heldout, [key[0] for key in first], counts)
+        return Examples(train, heldout, [key[0] for key in first], counts, [model for model, _ in fastest])
 
 
 @dataclass(frozen=True, slots=True)

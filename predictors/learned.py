@@ -104,7 +104,7 @@ from typing import Any
 import numpy as np
 
 from nascost.predictors.analysis import Analysis
-from nascost.predictors.devices import Device, validate_device_id
+from nascost.predictors.devices import Device, DeviceSpec, validate_device_id
 from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
 from nascost.predictors.features import (
     CATEGORY_COLUMN,
@@ -561,7 +561,7 @@ class FeatureCache:
     """
 
     def __init__(self) -> None:
-        self._d: dict[tuple[str, int, int, int, int], tuple[Graph, Analysis, Any, _BaseFeatures]] = {}
+        self._d: dict[tuple[str, int, int, int, int], tuple[Graph, Analysis, DeviceSpec, _BaseFeatures]] = {}
         self.hits = 0
         self.misses = 0
 

@@ -495,9 +495,10 @@ class Engine:
         # the local device's peaks are measured again while the host is quiet (right after a
         # settled measurement, every PEAKS_REFRESH_S at most), the best kept: the ones the
         # catalogue measured at start may have run in a slow phase
-        peaks_measured = [-math.inf]
+        last_peaks_s = -math.inf
 
         def measure_one(model_bytes: bytes, batch: int, cancel: threading.Event) -> tuple[Any, bool]:
+            nonlocal last_peaks_s
             gate = quiet.gate()
             result = measure(
                 model_bytes,
@@ -515,8 +516,8 @@ class Engine:
             # every calibration measurement joins the stored data set the predictors train on
             record_measurement(self.store, result, model_bytes, device_id=device_id, fingerprint=self.fingerprint)
             now = time.monotonic()
-            if settled and device_id == LOCAL_DEVICE_ID and now - peaks_measured[0] >= PEAKS_REFRESH_S:
-                peaks_measured[0] = now
+            if settled and device_id == LOCAL_DEVICE_ID and now - last_peaks_s >= PEAKS_REFRESH_S:
+                last_peaks_s = now
                 try:
                     self._install_local(self.catalogue, refresh=True, cancel=cancel, timeout_s=PEAKS_LOCK_WAIT_S)
                 except CancelledError:

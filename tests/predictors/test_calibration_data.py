@@ -93,6 +93,8 @@ def test_a_calibration_keeps_every_measurement_beside_its_predictor(calibrated: 
             trained.setdefault((m.model, m.batch_size), []).append(m.latency_ms)
     assert max(len(v) for v in trained.values()) >= 2  # repeats happened
     assert sorted(e.measured_ms for e in ex.train) == sorted(min(v) for v in trained.values())
+    # and each training example names its model: the fastest measurement of that model and batch
+    assert [e.measured_ms for e in ex.train] == [min(trained[(k, e.batch_size)]) for k, e in zip(ex.train_model, ex.train, strict=True)]
     assert all(k.latency_us is not None for e in ex.train for k in e.kernels)
     # the report says how closely each held-out model's repeats agreed, as the data does
     # (a short calibration on a slow machine may have no time for repeats: then there is none)
@@ -256,9 +258,9 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
     assert agreement["all"].to_dict() | meta.get("repeat_agreement", {}).get("all", {}) == agreement["all"].to_dict()
     # from seed 421 on, each training model at one batch size, batch 1 twice as often
     if meta.get("train_batch_cycle") == [[1], [1], [8]]:
-        at = {}
+        at: dict[str, set[int]] = {}
         for model, batch in pairs:
             at.setdefault(model, set()).add(batch)
         assert sum(len(v) > 1 for v in at.values()) <= 2  # two configurations may build one model
         ones = sum(1 in v for v in at.values())
-        assert 1.6 <= ones / (len(at) - ones) <= 2.5
+        assert 0 < ones < len(at) and 1.6 <= ones / (len(at) - ones) <= 2.5, (ones, len(at))
