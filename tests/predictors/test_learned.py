@@ -11,7 +11,7 @@ import pytest
 
 from nascost.predictors.analysis import analyze
 from nascost.predictors.devices import Device, DeviceSpec
-from nascost.predictors.errors import NotCalibratedError
+from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
 from nascost.predictors.features import (
     GRAPH_FEATURES,
     KERNEL_FEATURES,
@@ -31,6 +31,7 @@ from nascost.predictors.learned import (
     _read_row_prior,
     fit_row_prior,
     kernel_targets,
+    kernel_weights,
     latest_artifact,
     list_versions,
     load_predictor,
@@ -191,6 +192,51 @@ def test_kernel_targets_sum_to_the_measured_latency() -> None:
         np.testing.assert_allclose(y[i : i + n] / y[i : i + n].sum(), prof / prof.sum(), rtol=1e-9)
         assert np.all(reuse[i : i + n] == e.measured_ms)  # weights wait one run between uses
         i += n
+
+
+def test_kernel_weights_are_each_kernels_share_of_its_model() -> None:
+    exs = _timed_examples(6, profile_factor=1.7)
+    _, y, model_ms = kernel_targets(exs)
+    w = kernel_weights(y, model_ms)
+    assert w.mean() == pytest.approx(1.0, rel=1e-12)
+    i = 0
+    sums = []
+    for e in exs:
+        n = len(e.kernels)
+        # within a model, proportional to the kernel's time; every model weighs the same
+        np.testing.assert_allclose(w[i : i + n] / w[i : i + n].sum(), y[i : i + n] / (1e3 * e.measured_ms), rtol=1e-9)
+        sums.append(w[i : i + n].sum())
+        i += n
+    np.testing.assert_allclose(sums, sums[0], rtol=1e-9)
+    assert kernel_weights(np.zeros(0), np.zeros(0)).size == 0
+
+
+def test_kernel_model_follows_the_heavier_of_two_conflicting_targets() -> None:
+    # the same kernel timed at 100 µs in models where it is nearly all the time and at 400 µs
+    # in ones where it is a sliver: weighted, the trees take the 100 µs; unweighted, between
+    rec = KernelRecord("mm", "MatMul", ((1, 64, 64), (64, 64)), ((1, 64, 64),), None)
+    X = kernel_matrix([rec] * 40)
+    y = np.array([100.0, 400.0] * 20)
+    w = np.array([1.0, 0.001] * 20)
+    weighted = KernelLatencyRegressor(n_estimators=60).fit(X, y, sample_weight=w).predict(X[:1])[0]
+    alike = KernelLatencyRegressor(n_estimators=60).fit(X, y).predict(X[:1])[0]
+    assert weighted == pytest.approx(100.0, rel=0.02)
+    assert alike == pytest.approx(200.0, rel=0.05)  # the geometric mean: log targets, squared error
+    with pytest.raises(InvalidRequestError):
+        KernelLatencyRegressor().fit(X, y, sample_weight=w[:3])
+
+
+def test_predictors_weigh_kernels_by_default_and_say_so(tmp_path: Path) -> None:
+    exs = _timed_examples(30, profile_factor=1.7)
+    p = LatencyPredictor(DEV, prior="kernel_sum").fit(exs)
+    q = LatencyPredictor(DEV, prior="kernel_sum", weigh_kernels=False).fit(exs)
+    assert p.kernel_model_ is not None and q.kernel_model_ is not None
+    items = [(e.graph, e.analysis, e.batch_size) for e in exs]
+    assert [e.kernel_sum_ms for e in p.predict_many(items)] != [e.kernel_sum_ms for e in q.predict_many(items)]
+    for pred, said in ((p, "share of model time"), (q, "equal")):
+        path = save_predictor(pred, tmp_path / said.replace(" ", "_"))
+        assert json.loads((path / "metadata.json").read_text())["kernel_weights"] == said
+        assert load_predictor(path).weigh_kernels == pred.weigh_kernels
 
 
 def test_the_profilers_cost_per_kernel_is_estimated_and_removed_from_the_targets(tmp_path: Path) -> None:
