@@ -898,7 +898,11 @@ class LatencyPredictor:
             if err_line < (1.0 - FEW_SHOT_LINE_MARGIN) * err_scale:
                 slope = _theil_sen_slope(x, y)
         new = LatencyPredictor(
-            device, use_kernels=self.use_kernels, prior=self.prior, random_state=self.random_state
+            device,
+            use_kernels=self.use_kernels,
+            prior=self.prior,
+            random_state=self.random_state,
+            weigh_kernels=self.weigh_kernels,  # its kernel model is this one's
         )
         new.kernel_model_ = self.kernel_model_
         new.graph_model_ = self.graph_model_

@@ -237,6 +237,7 @@ def test_predictors_weigh_kernels_by_default_and_say_so(tmp_path: Path) -> None:
         path = save_predictor(pred, tmp_path / said.replace(" ", "_"))
         assert json.loads((path / "metadata.json").read_text())["kernel_weights"] == said
         assert load_predictor(path).weigh_kernels == pred.weigh_kernels
+        assert pred.adapted(DEV, exs[:3]).weigh_kernels == pred.weigh_kernels  # the same kernel model
 
 
 def test_the_profilers_cost_per_kernel_is_estimated_and_removed_from_the_targets(tmp_path: Path) -> None:
