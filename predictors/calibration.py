@@ -101,8 +101,8 @@ matters more than how many batch sizes each is seen at. Training models drawn at
 from the six gated calibrations' pooled training data (351-411: 510 models at batch 1 and
 8), each selection fitted and scored on all their 210 held-out references; the mean (±
 its standard error) of 12 selections a row, paired within a number of models
-(``benchmarks/bench_selection.py benchmarks/calibrations/2026-12-01-seed{351,...,411}
---selections 12 --models 50 100 200``):
+(``benchmarks/bench_selection.py
+benchmarks/calibrations/2026-12-01-seed{351,361,371,381,401,411} --selections 12 --models 50 100 200``):
 
     training models, batch sizes             measurements   batch 1 ±10 %   batch 8 ±10 %   MAPE 1 / 8
      50 models, both                               100       74.3 (2.9) %    81.0 (3.1) %   7.5 / 6.2 %
@@ -657,8 +657,12 @@ def calibrate(
     def n_train() -> int:
         return sum(len(t.fastest) for t in trained_by_key.values())
 
+    def train_pairs() -> list[tuple[str, TrainingExample]]:
+        """(model key, its fastest measurement) of every trained (model, batch size)."""
+        return [(k, e) for k, t in trained_by_key.items() for e in t.fastest.values()]
+
     def train_examples() -> list[TrainingExample]:
-        return [e for t in trained_by_key.values() for e in t.fastest.values()]
+        return [e for _, e in train_pairs()]
 
     weights: list[float] | None = None
     next_refit = 0
@@ -796,17 +800,16 @@ def calibrate(
             "resnet50_reference": RESNET50_CONFIG if max_macs_per_example >= RESNET50_MACS else None,
         },
     }
+    pairs = train_pairs()
     if refresh_device is not None:
         refreshed = refresh_device()
         if refreshed != device:
-            # (the feature cache knows the spec its rooflines are of)
+            # the feature cache keys its entries on the device spec: nothing stale is reused
             logger.info("calibration: fitting on %s as it stands now: %s", refreshed.id, refreshed.spec)
             device = refreshed
     return _fit_and_report(
         device,
-        Examples(
-            train_examples(), heldout, held_model, n_measurements, [k for k, t in trained_by_key.items() for _ in t.fastest]
-        ),
+        Examples([e for _, e in pairs], heldout, held_model, n_measurements, [k for k, _ in pairs]),
         batch_sizes=batch_sizes,
         seed=seed,
         variants=variants,

@@ -82,7 +82,9 @@ The roofline prior runs each node at its own dtype (``NodeResult.dtype``). Kerne
 features are built as one matrix and each distinct kernel (repeated blocks repeat them)
 is predicted once; ResNet-50 (122 nodes) after analysis predicts in ~1.8 ms here (was
 ~2.6 ms; its 12 distinct kernels with >= 1 MB of weights take one more pass of the trees,
-~0.15-0.25 ms). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
+~0.15-0.25 ms; on the AVX-512 Xeon of 2026-12-01, with trees of depth 6, 2.0 ms median when
+the host was quiet and 2.7-3.3 ms under another tenant's load, ~0.9 ms of it building the
+pseudo kernels: ``benchmarks/bench_predict.py``). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
 roofline, graph features) of examples across refits, as calibration's adaptive phase
 refits often (150 examples, 3-fold refit: 1.15 s -> 0.19 s).
 
@@ -244,7 +246,6 @@ class KernelLatencyRegressor:
         learning_rate: float = 0.16,
         random_state: int = 0,
         *,
-        colsample_bytree: float = 0.9,
         parallel_trees: int = 2,
         peak_flops_per_s: float = 0.0,
         bandwidth_bytes_per_s: float = 0.0,
@@ -255,7 +256,6 @@ class KernelLatencyRegressor:
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.random_state = random_state
-        self.colsample_bytree = colsample_bytree
         self.parallel_trees = parallel_trees
         self.peak_flops_per_s = peak_flops_per_s
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
@@ -294,7 +294,7 @@ class KernelLatencyRegressor:
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
             "subsample": 0.9,
-            "colsample_bytree": self.colsample_bytree,
+            "colsample_bytree": 0.9,
             "min_child_weight": 2,
             "num_parallel_tree": self.parallel_trees,
             "seed": self.random_state,
@@ -488,6 +488,12 @@ def kernel_targets(
     return timed, np.concatenate(ys) if ys else np.zeros(0), np.asarray(reuse, dtype=np.float64)
 
 
+# how an artifact's kernel model weighed its training kernels (metadata ``kernel_weights``);
+# an artifact without the key was fitted before the weights, every kernel alike
+KERNEL_WEIGHTS_SHARE = "share of model time"
+KERNEL_WEIGHTS_EQUAL = "equal"
+
+
 def kernel_weights(y_us: np.ndarray, model_ms: np.ndarray) -> np.ndarray:
     """Each training kernel's weight in the kernel model's loss: its share of its model's
     measured time (``y_us`` from :func:`kernel_targets`, ``model_ms`` that model's latency),
@@ -501,8 +507,8 @@ def kernel_weights(y_us: np.ndarray, model_ms: np.ndarray) -> np.ndarray:
     ±10 % at batch 1 / 8, 76.9 / 83.4 % unweighted, 80.1 / 83.7 % weighted by share (on each
     calibration's own references 80.6 / 87.4 -> 84.1 / 89.6 %; MAPE of 3-seed ensembles 7.2 /
     6.0 -> 6.6 / 5.9 %). Share to the power 0.5: 78.6 / 83.0 %, 1.5: 78.9 / 83.2 %, 2: 74.9 /
-    80.0 %; with share weights, ``min_child_weight`` 0.7 or 6 instead of 2, depth 9 instead of
-    7, or an absolute or pseudo-Huber (slope 0.3) loss did no better.
+    80.0 %; with share weights, ``min_child_weight`` 0.7 or 6 instead of 2, depth 9 (the
+    default was 7 then), or an absolute or pseudo-Huber (slope 0.3) loss did no better.
     """
     share = np.asarray(y_us, dtype=np.float64) / (1e3 * np.asarray(model_ms, dtype=np.float64))
     if share.size == 0:
@@ -1032,7 +1038,7 @@ def save_predictor(
             "log_slope": predictor.log_slope_,
             "kernel_sum_log_scale": getattr(predictor, "sum_log_scale_", 0.0),
             "profile_overhead_us": getattr(predictor, "profile_overhead_us_", 0.0),
-            "kernel_weights": "share of model time" if getattr(predictor, "weigh_kernels", True) else "equal",
+            "kernel_weights": KERNEL_WEIGHTS_SHARE if predictor.weigh_kernels else KERNEL_WEIGHTS_EQUAL,
             "nchwc_block": predictor.nchwc_block_,
             "interval_scale": getattr(predictor, "interval_scale_", 1.0),
             "n_train": getattr(predictor, "n_train_", 0),
@@ -1096,7 +1102,7 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
         device,
         use_kernels=bool(meta["use_kernels"]),
         prior=str(meta["prior"]),
-        weigh_kernels=meta.get("kernel_weights", "equal") != "equal",
+        weigh_kernels=meta.get("kernel_weights", KERNEL_WEIGHTS_EQUAL) == KERNEL_WEIGHTS_SHARE,
     )
     files = meta["files"]
 
