@@ -26,8 +26,10 @@ models against training ones):
    reported cross-fitted (scaled on one half of the held-out models, counted on the
    other); few-shot accuracy vs k when a source device's predictor is given.
 
-``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None[, settled])``
-is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop. A
+``measure_fn(model_bytes, batch_size) -> (p50_ms, kernels, optimized_model_bytes_or_None[, settled[, probe]])``
+is injected: the server passes its sandboxed runner, tests a direct onnxruntime loop
+(``probe``: the quiet gate's probe before and after timing, ``(before_ms, after_ms or
+None)``, kept with the measurement in the calibration's data, or None). A
 model it cannot measure should raise a :class:`~nascost.predictors.errors.NascostError`
 (the sample is skipped and counted as failed); any other exception ends the calibration.
 ``kernels`` is a sequence of :class:`~nascost.predictors.features.KernelRecord` or the raw
@@ -148,6 +150,7 @@ from nascost.predictors.calibration_data import (
     DATA_FILE,
     CalibrationData,
     Examples,
+    MeasuredProbe,
     RepeatAgreement,
     reference_example,
     repeat_agreement,
@@ -181,9 +184,12 @@ from nascost.predictors.sampler import (
 
 logger = logging.getLogger(__name__)
 
-# (p50_ms, kernels, optimized bytes or None[, settled]): see the module docstring
+# (p50_ms, kernels, optimized bytes or None[, settled[, probe]]): see the module docstring
 MeasureFn = Callable[
-    [bytes, int], tuple[float, Sequence[Any], bytes | None] | tuple[float, Sequence[Any], bytes | None, bool]
+    [bytes, int],
+    tuple[float, Sequence[Any], bytes | None]
+    | tuple[float, Sequence[Any], bytes | None, bool]
+    | tuple[float, Sequence[Any], bytes | None, bool, tuple[float, float | None] | None],
 ]
 UNDESCRIBED_STATISTIC = "p50_ms (as returned by measure_fn; not described)"
 RESNET50_MACS = 4_089_184_256  # torchvision resnet50 at 224 px (FIELD-NOTES); resnet50_sample()'s count
@@ -322,6 +328,7 @@ class _Measured:
     example: TrainingExample
     model_bytes: bytes  # what was measured (serialized once per measurement)
     settled: bool = False  # measure_fn vouched for it: the host was quiet throughout
+    probe: MeasuredProbe | None = None  # the host's probe around it, when measure_fn gave one
 
 
 @dataclass
@@ -422,8 +429,18 @@ class _Runner:
             out = self.measure_fn(model_bytes, batch)
             p50_ms, kernels = out[0], out[1]
             settled = bool(out[3]) if len(out) > 3 else False
+            probed = out[4] if len(out) > 4 else None
             if not (p50_ms > 0 and math.isfinite(p50_ms)):
                 raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
+            probe = (
+                None
+                if probed is None
+                else MeasuredProbe(
+                    float(probed[0]),
+                    None if probed[1] is None else float(probed[1]),
+                    time.monotonic() - self.start,
+                )
+            )
         except NascostError as e:
             self.failed += 1
             logger.warning("calibration: %s sample failed at batch %d: %s", sample.family, batch, e)
@@ -435,7 +452,7 @@ class _Runner:
         ex = TrainingExample(
             graph, analysis, batch, float(p50_ms), tuple(with_activations(_kernels(kernels), graph)), sample.family
         )
-        return _Measured(sample, ex, model_bytes, settled)
+        return _Measured(sample, ex, model_bytes, settled, probe)
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -716,7 +733,7 @@ def calibrate(
                     continue  # failed the first time (not a reference), or measured enough
                 m = run.measure(h.sample, b, "heldout")
                 if m is not None:
-                    data.add(h.sample, m.example, "heldout", h.index, model_bytes=m.model_bytes)
+                    data.add(h.sample, m.example, "heldout", h.index, model_bytes=m.model_bytes, probe=m.probe)
                     h.first.setdefault(b, m.example)
                     h.latencies.setdefault(b, []).append(m.example.measured_ms)
             h.times_measured += 1
@@ -748,7 +765,7 @@ def calibrate(
         for b in batches:
             m = run.measure(t.sample, b, t.phase)
             if m is not None:
-                key = data.add(t.sample, m.example, t.phase, model_bytes=m.model_bytes)
+                key = data.add(t.sample, m.example, t.phase, model_bytes=m.model_bytes, probe=m.probe)
                 t.keep(m.example)
                 if m.settled and trust_settled:
                     t.settled.add(b)

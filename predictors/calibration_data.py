@@ -46,12 +46,35 @@ CONFIRMED_WITHIN = 0.05  # a reference is confirmed by a second measurement this
 
 
 @dataclass(frozen=True, slots=True)
+class MeasuredProbe:
+    """The host around one measurement: the quiet gate's probe (``measurements/quiet.py``, a
+    fixed MatMul) right before and right after timing, in ms, and when the measurement
+    ended, in seconds since the calibration began. Calibrations before it kept none.
+
+    Kept so the data tells what the host's speed was when each latency was taken: the
+    probe's quiet level moved by 20 % within one calibration on the Xeon host (seed 481)."""
+
+    before_ms: float
+    after_ms: float | None
+    at_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before_ms": self.before_ms, "after_ms": self.after_ms, "at_s": self.at_s}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MeasuredProbe:
+        after = d.get("after_ms")
+        return cls(float(d["before_ms"]), None if after is None else float(after), float(d["at_s"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """One measurement of a calibration.
 
     Attributes:
         model: digest of the model's stripped bytes (a key of :attr:`CalibrationData.models`).
         heldout_model: the held-out model's index (its measurements share it); None in training.
+        probe: the host's probe around the measurement; None when ``measure_fn`` gave none.
     """
 
     model: str
@@ -62,9 +85,10 @@ class Measurement:
     latency_ms: float
     kernels: tuple[KernelRecord, ...]
     heldout_model: int | None = None
+    probe: MeasuredProbe | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "model": self.model,
             "family": self.family,
             "config": dict(self.config),
@@ -77,6 +101,9 @@ class Measurement:
                 for k in self.kernels
             ],
         }
+        if self.probe is not None:
+            d["probe"] = self.probe.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
@@ -109,6 +136,7 @@ class Measurement:
             latency_ms=latency,
             kernels=kernels,
             heldout_model=None if held is None else int(held),
+            probe=None if d.get("probe") is None else MeasuredProbe.from_dict(d["probe"]),
         )
 
 
@@ -151,10 +179,11 @@ class CalibrationData:
         heldout_model: int | None = None,
         *,
         model_bytes: bytes | None = None,
+        probe: MeasuredProbe | None = None,
     ) -> str:
         """Record one measurement of ``sample`` (its example as the calibration built it;
-        ``model_bytes``: the sample's serialized model, when the caller has it); returns the
-        model's key (two draws that build one model share it)."""
+        ``model_bytes``: the sample's serialized model, when the caller has it; ``probe``:
+        the host around it); returns the model's key (two draws that build one model share it)."""
         if phase not in PHASES:
             raise InvalidRequestError(f"phase must be one of {PHASES}, got {phase!r}")
         # the same draw (family, hyper-parameters, seed) is one model: stripped once
@@ -174,6 +203,7 @@ class CalibrationData:
                 float(example.measured_ms),
                 tuple(example.kernels),
                 heldout_model,
+                probe,
             )
         )
         return key

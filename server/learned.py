@@ -222,7 +222,9 @@ def run_calibration(
         raise InvalidRequestError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
 
     def work(emit: Callable[[CalibrationProgress], None], cancel: threading.Event) -> CalibrationReport:
-        def measure_fn(model_bytes: bytes, batch: int) -> tuple[float, list[KernelRecord], bytes | None, bool]:
+        def measure_fn(
+            model_bytes: bytes, batch: int
+        ) -> tuple[float, list[KernelRecord], bytes | None, bool, tuple[float, float | None] | None]:
             if cancel.is_set():
                 raise _Aborted()  # not a NascostError: calibrate() stops instead of skipping the sample
             try:
@@ -231,7 +233,8 @@ def run_calibration(
                 raise _Aborted() from e
             lat = result.batches[0].latency
             # the lowest window median: other processes' load only ever adds time
-            return lat.best_window_median_ms or lat.p50_ms, kernel_records(result.batches[0].kernels), None, settled
+            probe = None if result.quiet is None else (result.quiet.probe_ms, result.quiet.after_ms)
+            return lat.best_window_median_ms or lat.p50_ms, kernel_records(result.batches[0].kernels), None, settled, probe
 
         return calibrate(
             device,

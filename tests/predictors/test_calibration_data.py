@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ from nascost.predictors.calibration import calibrate, refit
 from nascost.predictors.calibration_data import (
     DATA_FILE,
     CalibrationData,
+    MeasuredProbe,
     Measurement,
     RepeatAgreement,
     read_calibration_data,
@@ -136,6 +138,15 @@ def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, t
     data = read_calibration_data(rep.artifact_path / DATA_FILE)
     back = CalibrationData.from_bytes(data.to_bytes())
     assert back.measurements == data.measurements and back.models == data.models
+    # the host's probe around a measurement (kept when measure_fn gives it) round-trips too;
+    # this measure_fn gave none
+    assert all(m.probe is None for m in data.measurements)
+    probed = dataclasses.replace(data, measurements=[
+        dataclasses.replace(m, probe=MeasuredProbe(0.2 + i / 1e3, None if i % 2 else 0.25, float(i)))
+        for i, m in enumerate(data.measurements)
+    ])
+    again = CalibrationData.from_bytes(probed.to_bytes()).measurements
+    assert again == probed.measurements and again[1].probe == MeasuredProbe(0.201, None, 1.0)
     with pytest.raises(InvalidRequestError, match="not calibration data"):
         CalibrationData.from_bytes(b"not gzip")
     with pytest.raises(InvalidRequestError, match="format"):

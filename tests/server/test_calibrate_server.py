@@ -11,6 +11,7 @@ import pytest
 
 from nascost.client import Client, FailedPrecondition, NascostClientError
 from nascost.measurements.store import Store
+from nascost.predictors.calibration_data import read_calibration_data
 from nascost.server.app import create_server
 from nascost.server.cli import main, print_calibration
 from nascost.server.config import ServerConfig
@@ -42,6 +43,13 @@ def test_calibrate_report_and_hot_reload(tmp_path: Path, capsys: pytest.CaptureF
             assert "MatMul probe must run within 10 %" in meta["measurement"]["settings"]["quiet_gate"]
             stored = Store(tmp_path / "nascost.sqlite3").count_measurements(device_id="local")
             assert stored >= report.train_models + report.heldout_models  # the data set is kept
+            # each kept measurement says how fast the host's probe ran around it, and when
+            kept = read_calibration_data(tmp_path / "predictors" / "local" / report.artifact_version).measurements
+            probes = [m.probe for m in kept]
+            assert all(p is not None and p.after_ms is not None for p in probes)
+            assert all(0.0 < p.before_ms < 1e3 and 0.0 < p.after_ms < 1e3 for p in probes if p and p.after_ms)
+            ats = [p.at_s for p in probes if p]
+            assert ats == sorted(ats) and 0.0 < ats[-1] <= 60.0 * 0.3 + 30.0
 
             # which variant the "learned" rows are, and every name printed in full
             assert report.selected_predictor.startswith("learned_")
