@@ -256,13 +256,17 @@ def _steady(size: int, digest: str, nth: int) -> float:
 
 def test_held_out_models_are_measured_again_later_and_referenced_by_their_fastest() -> None:
     gap = 0.4
+    begun = time.monotonic()
     rep, by_pair = _calibrate_recorded(_steady, heldout_repeats=3, heldout_repeat_gap_s=gap)
     counts = rep.heldout_measurements
     assert sum(counts.values()) == rep.n_heldout  # every (model, batch) pair has one reference
     # made of every held-out measurement
     assert sum(k * v for k, v in counts.items()) == sum(len(ms) for ms in by_pair.values())
-    # models drawn near the end of the budget may miss their repeats; most get them all
-    assert set(counts) <= {1, 2, 3} and counts.get(3, 0) >= rep.n_heldout / 3, counts
+    # no model is drawn once too little of the budget (5 s) is left for its repeats (two gaps),
+    # so all but a few get them all (a refit of the family errors can stall this small budget)
+    firsts = [ms[0][0] - begun for ms in by_pair.values()]
+    assert max(firsts) < 5.0 - 2 * gap + 0.05, sorted(firsts)
+    assert counts.get(3, 0) >= 0.75 * rep.n_heldout, counts
     # repeats wait for the gap (sooner only in the budget's last stretch)
     gaps = [b[0] - a[0] for ms in by_pair.values() for a, b in itertools.pairwise(ms)]
     assert gaps and sorted(gaps)[len(gaps) // 2] >= gap
