@@ -231,6 +231,7 @@ KEPT_RUNS = {
     "2026-12-01-seed461": 16,
     "2026-12-01-seed471": 16,
     "2026-12-01-seed481": 16,
+    "2026-12-01-seed491": 16,
 }
 
 
@@ -260,6 +261,13 @@ def test_the_kept_calibrations_still_read_and_show_their_hosts_nchwc_block(path:
         n = sum(1 for m in data.measurements if (m.heldout_model, m.batch_size) == key)
         counts[n] = counts.get(n, 0) + 1
     assert {str(k): v for k, v in counts.items()} == meta["heldout_measurements"]
+    # from seed 491 on, every measurement keeps the host's probe around it, in time order
+    probes = [m.probe for m in data.measurements]
+    if path.name >= "2026-12-01-seed491":
+        assert all(p is not None and 0.1 < p.before_ms < 10.0 for p in probes)
+        assert [p.at_s for p in probes if p] == sorted(p.at_s for p in probes if p)
+    else:
+        assert probes == [None] * len(probes)
     # an AVX2 host pads blocked Convs to 8 channels (24 -> 24), an AVX-512 host to 16 (24 -> 32):
     # the profiles alone tell the first; the second needs the graphs' pseudo kernels beside them
     block = nchwc_block_from_kernels(k for m in data.measurements for k in m.kernels)
