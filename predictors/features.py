@@ -749,6 +749,22 @@ _KIDX: dict[str, int] = {k: i for i, k in enumerate(KERNEL_FEATURES)}
 # MAPE (batch 1 / 8, mean: 4.67 / 4.33 %; 0.5 MB 4.67 / 4.55, 1 MiB 4.92 / 4.33 -- it
 # leaves out a 256 -> 1000 classifier, 1.02 MB --, 2 MB 5.10 / 4.58, none 5.08 / 4.82).
 REUSE_MIN_WEIGHT_BYTES = 1_000_000
+# A Conv reads its weights once per image (onnxruntime's CPU convolutions loop over the
+# batch outside the weights): at batch N, weights that do not stay in the core's cache
+# are streamed N times, and a kernel roofline that reads them once put such kernels 2x
+# too fast. Batch-8 Convs of the kept calibrations with >= 1 MB of weights, where streaming
+# them eight times at the measured bandwidth takes longer than the FLOPs at the peak (the
+# late stages of wide networks at small resolutions, 494 training and 149 held-out
+# kernels of seeds 331-481): measured / roofline median 2.30 (weights once) against 1.05
+# (once per image). A 33 ms held-out ResNet-like at batch 8 (64 px, 2048 channels at 2 x 2)
+# was 28.5 % too fast with the weights read once. So a Conv's ``log_bytes`` counts its
+# weights once per image from this size on: the L2 of one core on the Xeon host (2 MiB).
+# Ten kept calibrations (411-501), booster seeds 0 and 1, each refit scored on all ten's
+# 156 references per batch size, within ±10 % at batch 1 / 8: weights once 77.1 / 82.4
+# and 78.2 / 82.5 %, per image from 1 MB 82.0 / 82.4 and 81.7 / 82.7 %, from 2 MB 81.0 /
+# 84.0 and 81.5 / 83.7 % (own references 82.1 / 87.2 and 81.4 / 87.9 -> 85.2 / 88.7 and
+# 84.7 / 88.8 %), every Conv at batch > 1: 81.7 / 80.7 %.
+WEIGHT_STREAM_MIN_BYTES = 2_000_000
 _ACT_COL = {"Relu": "act_relu", "Clip": "act_clip", "Sigmoid": "act_sigmoid"}
 # FLOPs per element of a standalone activation's function, roughly (max: 1; min and max: 2;
 # exp, add, divide: 4; erf ~8 plus scale and multiply). Sizes alone do not tell a BiasGelu
@@ -790,6 +806,7 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None, reuse_ms: float 
     ix = _KIDX
     macs = 0
     weight_elems = 0
+    images = 1  # a Conv's batch: each image reads the weights again
     depthwise = False
     op = rec.op_type
     fused_prefix = op.startswith("Fused")
@@ -800,6 +817,7 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None, reuse_ms: float 
         depthwise = w[1] == 1 and groups > 1
         macs = prod(out0) * w[1] * prod(w[2:])
         weight_elems = prod(w)
+        images = x[0]
         row[ix["conv_kernel"]] = float(w[2]) if len(w) > 2 else 1.0
         row[ix["conv_stride"]] = float(x[2] / out0[2]) if len(out0) > 2 and out0[2] else 1.0
         row[ix["log_conv_cin"]] = x[1]
@@ -833,6 +851,8 @@ def _kernel_raw_row(rec: KernelRecord, node: NodeResult | None, reuse_ms: float 
     if node is not None:
         flops = max(flops, node.flops)
         mem_bytes = node.memory_access_bytes or mem_bytes
+    if images > 1 and 4 * weight_elems >= WEIGHT_STREAM_MIN_BYTES:
+        mem_bytes += (images - 1) * 4 * weight_elems  # each image streams the weights again
     cat = _CATEGORY.get(base, "other")
     if cat == "conv" and depthwise:
         cat = "conv_depthwise"
