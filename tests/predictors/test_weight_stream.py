@@ -13,7 +13,12 @@ import pytest
 
 import nascost.predictors.features as features
 from nascost.predictors.calibration_data import read_calibration_data
-from nascost.predictors.features import KERNEL_FEATURES, WEIGHT_STREAM_MIN_BYTES, KernelRecord, kernel_matrix
+from nascost.predictors.features import (
+    KERNEL_FEATURES,
+    WEIGHT_STREAM_MIN_BYTES,
+    KernelRecord,
+    kernel_matrix,
+)
 from nascost.predictors.learned import KernelLatencyRegressor
 
 KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
