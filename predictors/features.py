@@ -755,7 +755,7 @@ REUSE_MIN_WEIGHT_BYTES = 1_000_000
 # too fast. Batch-8 Convs of the kept calibrations with >= 1 MB of weights, where streaming
 # them eight times at the measured bandwidth takes longer than the FLOPs at the peak (the
 # late stages of wide networks at small resolutions, 494 training and 149 held-out
-# kernels of seeds 331-481): measured / roofline median 2.30 (weights once) against 1.05
+# kernels of seeds 331-491): measured / roofline median 2.30 (weights once) against 1.05
 # (once per image). A 33 ms held-out ResNet-like at batch 8 (64 px, 2048 channels at 2 x 2)
 # was 28.5 % too fast with the weights read once. So a Conv's ``log_bytes`` counts its
 # weights once per image from this size on: the L2 of one core on the Xeon host (2 MiB).
