@@ -436,15 +436,11 @@ class _Runner:
             probed = out[4] if len(out) > 4 else None
             if not (p50_ms > 0 and math.isfinite(p50_ms)):
                 raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
-            probe = (
-                None
-                if probed is None
-                else MeasuredProbe(
-                    float(probed[0]),
-                    None if probed[1] is None else float(probed[1]),
-                    time.monotonic() - self.start,
-                )
-            )
+            probe = None
+            if probed is not None:
+                before_ms, after_ms = probed
+                at_s = time.monotonic() - self.start
+                probe = MeasuredProbe(float(before_ms), None if after_ms is None else float(after_ms), at_s)
         except NascostError as e:
             self.failed += 1
             logger.warning("calibration: %s sample failed at batch %d: %s", sample.family, batch, e)

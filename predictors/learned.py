@@ -118,6 +118,7 @@ from nascost.predictors.features import (
     CATEGORY_COLUMN,
     GRAPH_FEATURES,
     KERNEL_FEATURES,
+    WEIGHT_STREAM_MIN_BYTES,
     KernelRecord,
     graph_features,
     host_nchwc_block,
@@ -1029,6 +1030,8 @@ def save_predictor(
             },
             "graph_features": list(GRAPH_FEATURES),
             "kernel_features": list(KERNEL_FEATURES),
+            # a Conv's log_bytes counts its weights once per image from this size (bytes) on
+            "weight_stream_min_bytes": WEIGHT_STREAM_MIN_BYTES,
             "quantiles": list(predictor.graph_model_.quantiles),
             "use_kernels": predictor.use_kernels,
             "prior": predictor.prior,
@@ -1097,6 +1100,12 @@ def load_predictor(path: Path | str) -> LatencyPredictor:
         )
     if list(meta["graph_features"]) != list(GRAPH_FEATURES) or list(meta["kernel_features"]) != list(KERNEL_FEATURES):
         raise NotCalibratedError("artifact feature names differ from this version's; recalibrate")
+    if meta.get("weight_stream_min_bytes") != WEIGHT_STREAM_MIN_BYTES:
+        # its kernel trees learned efficiencies against Conv bytes counted another way
+        raise NotCalibratedError(
+            f"artifact counts Conv weight bytes per image from {meta.get('weight_stream_min_bytes')!r} B, "
+            f"this version from {WEIGHT_STREAM_MIN_BYTES} B; refit it from its kept measurements (nascost refit)"
+        )
     device = Device.from_dict(meta["device"])
     p = LatencyPredictor(
         device,

@@ -164,6 +164,8 @@ def test_calibration_data_round_trips_and_bad_data_is_refused(calibrated: Any, t
         lambda d: next(m for m in d["measurements"] if m["phase"] == "heldout").update(heldout_model=None),
         lambda d: d["measurements"][0].update(kernels=[["k"]]),
         lambda d: d.update(models=[]),
+        lambda d: d["measurements"][0].update(probe={"before_ms": "fast", "at_s": 0}),
+        lambda d: d["measurements"][0].update(probe={"after_ms": 0.2}),
     ):
         bad = json.loads(gzip.decompress(data.to_bytes()))
         spoil(bad)

@@ -15,6 +15,7 @@ from nascost.predictors.errors import InvalidRequestError, NotCalibratedError
 from nascost.predictors.features import (
     GRAPH_FEATURES,
     KERNEL_FEATURES,
+    WEIGHT_STREAM_MIN_BYTES,
     KernelRecord,
     kernel_features,
     kernel_matrix,
@@ -123,6 +124,13 @@ def test_artifacts_round_trip_without_pickles(tmp_path: Path) -> None:
     # a half-written version (no metadata) is not "latest"
     (tmp_path / "predictors" / DEV.id / "99999999").mkdir()
     assert latest_artifact(tmp_path, DEV.id) == path2
+    # an artifact that counted Conv weight bytes another way (before the per-image count, the
+    # key was absent) is refused with what to do, not served with trees fitted to other bytes
+    older = json.loads((path1 / "metadata.json").read_text())
+    assert older.pop("weight_stream_min_bytes") == WEIGHT_STREAM_MIN_BYTES
+    (path2 / "metadata.json").write_text(json.dumps(older))
+    with pytest.raises(NotCalibratedError, match="nascost refit"):
+        load_predictor(path2)
     (path2 / "metadata.json").write_text("{broken")
     with pytest.raises(NotCalibratedError):
         load_predictor(path2)
