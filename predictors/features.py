@@ -309,6 +309,11 @@ def _dims(t: Any) -> tuple[int, ...]:
     return tuple(int(d or 0) for d in (s or ()))
 
 
+def _known_shapes(tensors: Iterable[Any]) -> tuple[tuple[int, ...], ...]:
+    """The shapes of the tensors among ``tensors`` whose every dim is known, in order."""
+    return tuple(s for t in tensors if (s := t.shape) is not None and None not in s)
+
+
 def pseudo_kernels(graph: Graph, *, nchwc_block: int | None = None) -> list[KernelRecord]:
     """The kernels onnxruntime's CPU provider would run for ``graph``, approximately.
 
@@ -364,7 +369,7 @@ def pseudo_kernels(graph: Graph, *, nchwc_block: int | None = None) -> list[Kern
                     for o in n.inputs
                     if o is not None and o.name != t.name and o.known
                 )
-            final_out[conv] = tuple(_dims(o) for o in n.outputs if o.known)
+            final_out[conv] = _known_shapes(n.outputs)
             for o in n.outputs:
                 conv_of[o.name] = conv
             break
@@ -384,8 +389,8 @@ def pseudo_kernels(graph: Graph, *, nchwc_block: int | None = None) -> list[Kern
         ins = [t for t in n.inputs if t is not None]
         if ins and all(t.is_constant for t in ins):
             continue
-        in_shapes = tuple(_dims(t) for t in ins if t.known) + tuple(extra_inputs.get(n.name, ()))
-        out_shapes = final_out.get(n.name) or tuple(_dims(t) for t in n.outputs if t.known)
+        in_shapes = _known_shapes(ins) + tuple(extra_inputs.get(n.name, ()))
+        out_shapes = final_out.get(n.name) or _known_shapes(n.outputs)
         if len(ins) == 1 and _to_channels_last(n) and ins[0].known and _effective_producer(ins[0].name, conv_of, producer_of) in nchwc:
             # a blocked tensor transposed to NHWC: one ReorderOutput writes it channels-last
             recs.append(KernelRecord(n.name, "ReorderOutput", (_pad_channels(_dims(ins[0]), block),), out_shapes))
@@ -553,6 +558,8 @@ def _pad_channels(shape: tuple[int, ...], block: int, axis: int = 1) -> tuple[in
     if len(shape) <= axis:
         return shape
     c = shape[axis]
+    if c % block == 0:
+        return shape  # already whole blocks (most channel counts): no new tuple
     return (*shape[:axis], -(-c // block) * block, *shape[axis + 1 :])
 
 
@@ -659,7 +666,7 @@ def _fold_gelu_and_matmul(
             folded.add(g.name)
         fused_count[n.name] = len(group)
         rename[n.name] = "Gelu"
-        final_out[n.name] = tuple(_dims(o) for o in final[0].outputs if o.known)
+        final_out[n.name] = _known_shapes(final[0].outputs)
         bias = producer.get(x.name)
         if (
             bias is not None
@@ -699,7 +706,7 @@ def _fold_gelu_and_matmul(
             folded.add(u[0].name)
             fused_count[n.name] = fused_count.get(n.name, 0) + 1
             rename[n.name] = "FusedMatMul"
-            final_out[n.name] = tuple(_dims(o) for o in u[0].outputs if o.known)
+            final_out[n.name] = _known_shapes(u[0].outputs)
 
 
 KERNEL_FEATURES: tuple[str, ...] = (
