@@ -265,8 +265,10 @@ def _graph_links(graph: Graph) -> tuple[dict[str, Any], dict[str, list[Any]]]:
 def _silu_sigmoid(mul: Any, producer: Mapping[str, Any], users: Mapping[str, list[Any]]) -> Any | None:
     """The Sigmoid of ``mul`` when ``mul`` is ``x * Sigmoid(x)`` and reads the Sigmoid's
     output alone (onnxruntime runs the pair as one QuickGelu), else None."""
+    if mul.op_type != "Mul":
+        return None
     ins = [t for t in mul.inputs if t is not None]
-    if mul.op_type != "Mul" or len(ins) != 2:
+    if len(ins) != 2:
         return None
     for x, s in ((ins[0], ins[1]), (ins[1], ins[0])):
         sig = producer.get(s.name)
@@ -576,6 +578,14 @@ def _nchwc_padded(
     if len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
         return in_shapes, out_shapes
     x, w, *rest = in_shapes
+    if (
+        w[0] % block == 0
+        and (x[1] % block == 0 or not (depthwise or cin >= block))
+        and (w[1] % block == 0 or depthwise or cin < block)
+        and all(len(r) < 1 or r[0 if len(r) == 1 else 1] % block == 0 for r in rest)
+        and all(len(o) < 2 or o[1] % block == 0 for o in out_shapes)
+    ):
+        return in_shapes, out_shapes  # whole blocks already (most Convs): nothing to pad
     if depthwise or cin >= block:
         x = _pad_channels(x, block)
     w = _pad_channels(w, block, 0)
