@@ -747,8 +747,8 @@ class LatencyPredictor:
             ``"kernels"`` (learn ``measured / predicted kernel sum``; roofline without a
             kernel model) or ``"none"`` (learn ``measured / 1 ms``). ``"kernel_sum"``: the
             point prediction is the predicted kernel sum times one fitted scale (nn-Meter
-            style; the graph-level model, fitted as for ``"kernels"``, gives only the
-            interval); without a kernel model it falls back to ``"roofline"``. Measured
+            style), lowered under 0.5 ms by its :class:`SizeCorrection`; the graph-level
+            model, fitted as for ``"kernels"``, gives only the interval; without a kernel model it falls back to ``"roofline"``. Measured
             here (636 training / 194 held-out-family measurements, batch 1 and 8), the
             kernel sum generalizes best to unseen families: a graph-level correction
             learns the training families' structure (see ``predictors/learned.py``'s
