@@ -264,8 +264,10 @@ def test_held_out_models_are_measured_again_later_and_referenced_by_their_fastes
     assert sum(k * v for k, v in counts.items()) == sum(len(ms) for ms in by_pair.values())
     # no model is drawn once too little of the budget (5 s) is left for its repeats (two gaps),
     # so all but a few get them all (a refit of the family errors can stall this small budget)
+    # (a first measurement ends after its model is drawn, built and analysed: 0.08-0.13 s on a
+    # slow moment of a 2-vCPU host, so the margin; the budget's last stretch is 0.8 s)
     firsts = [ms[0][0] - begun for ms in by_pair.values()]
-    assert max(firsts) < 5.0 - 2 * gap + 0.05, sorted(firsts)
+    assert max(firsts) < 5.0 - 2 * gap + 0.25, sorted(firsts)
     assert counts.get(3, 0) >= 0.75 * rep.n_heldout, counts
     # repeats wait for the gap (sooner only in the budget's last stretch)
     gaps = [b[0] - a[0] for ms in by_pair.values() for a, b in itertools.pairwise(ms)]
