@@ -748,7 +748,8 @@ class LatencyPredictor:
             kernel model) or ``"none"`` (learn ``measured / 1 ms``). ``"kernel_sum"``: the
             point prediction is the predicted kernel sum times one fitted scale (nn-Meter
             style), lowered under 0.5 ms by its :class:`SizeCorrection`; the graph-level
-            model, fitted as for ``"kernels"``, gives only the interval; without a kernel model it falls back to ``"roofline"``. Measured
+            model, fitted as for ``"kernels"``, gives only the interval; without a kernel
+            model it falls back to ``"roofline"``. Measured
             here (636 training / 194 held-out-family measurements, batch 1 and 8), the
             kernel sum generalizes best to unseen families: a graph-level correction
             learns the training families' structure (see ``predictors/learned.py``'s
@@ -933,9 +934,8 @@ class LatencyPredictor:
         lo, hi = self.graph_model_.predict_interval(X, prep.prior_ms)
         if self._sums_only():
             raw = prep.prior_ms * math.exp(getattr(self, "sum_log_scale_", 0.0))
-            correction = getattr(self, "size_correction_", None)
-            if correction is not None:
-                f = correction.factor(raw)  # the interval moves with the point
+            if self.size_correction_ is not None:
+                f = self.size_correction_.factor(raw)  # the interval moves with the point
                 raw, lo, hi = raw * f, lo * f, hi * f
         else:
             raw = self.graph_model_.predict(X, prep.prior_ms)
