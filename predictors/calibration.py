@@ -141,8 +141,9 @@ scored on all their 650 references (325 per batch size). Within ±10 % at batch 
     30 % dropped at random                 84.3 / 86.2 %
     the last 15 % dropped                  84.3 / 84.3 %
 
-Dropping the last models costs most. They are drawn by the adaptive sampler with its most
-refined weights, and they are measured in the same minutes as the last held-out repeats.
+Dropping the last models costs most, and why is not settled. Two things set them apart: the
+adaptive sampler drew them with its most refined weights, and they were measured in the same
+minutes as the last held-out repeats.
 
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
