@@ -144,6 +144,7 @@ scored on all their 650 references (325 per batch size). Within ±10 % at batch 
 Dropping the last models costs most, and why is not settled. Two things set them apart: the
 adaptive sampler drew them with its most refined weights, and they were measured in the same
 minutes as the last held-out repeats.
+
 In the first five calibrations at 0.4 (seeds 581-621) the host decided the count. They had
 13, 17, 21, 18 and 23 references per batch size, from 265-375 measurements.
 

@@ -85,8 +85,8 @@ is predicted once; ResNet-50 (122 nodes) after analysis predicts in ~1.8 ms here
 ~2.6 ms; its 12 distinct kernels with >= 1 MB of weights take one more pass of the trees,
 ~0.15-0.25 ms; on the AVX-512 Xeon of 2026-12-01, with trees of depth 6, 2.0 ms median when
 the host was quiet and 2.7-3.3 ms under another tenant's load, ~0.9 ms of it building the
-pseudo kernels: ``benchmarks/bench_predict.py``; on 2026-12-02, the pseudo kernels rebuilding
-no shape that needs no padding, 1.72 ms in a busy phase). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
+pseudo kernels: ``benchmarks/bench_predict.py``; on 2026-12-02, once a Conv already in whole
+channel blocks was no longer padded again, 1.72 ms in a busy phase). A :class:`FeatureCache` keeps the model-independent features (pseudo kernels,
 roofline, graph features) of examples across refits, as calibration's adaptive phase
 refits often (150 examples, 3-fold refit: 1.15 s -> 0.19 s).
 
