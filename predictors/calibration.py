@@ -660,9 +660,10 @@ def calibrate(
 
     def closing() -> bool:
         """The budget's last stretch, too short for a new held-out model's repeats (their
-        gaps and one more turn as long as the held-out turns so far)."""
+        gaps, one more turn as long as the held-out turns so far, and the longest refit of
+        the family errors so far: one started just before the stretch runs into it)."""
         turn_s = held_spent / held_turns if held_turns else 0.0
-        return run.time_left() < (heldout_repeats - 1) * heldout_repeat_gap_s + turn_s
+        return run.time_left() < (heldout_repeats - 1) * heldout_repeat_gap_s + turn_s + refit_s
 
     batch_sizes = tuple(int(b) for b in batch_sizes)
     start = time.monotonic()
@@ -713,6 +714,7 @@ def calibrate(
     nb = len(batch_sizes)
     held_spent = train_spent = 0.0  # seconds spent measuring each kind of model
     held_turns = 0  # turns of held-out models (a model at every batch size)
+    refit_s = 0.0  # the longest refit of the family errors so far (seconds)
     explore_s = 0.5 * budget_s * (1.0 - heldout_fraction)
     i = 0
     # Held-out and training models are interleaved in time (held-out ones take
@@ -786,7 +788,9 @@ def calibrate(
             phase = "explore" if train_spent < explore_s or n_train() < 20 else "adapt"
             # (no refit once closing: it would hold up the held-out repeats due, for a few draws)
             if phase == "adapt" and n_train() >= next_refit and not closing():
+                t_refit = time.monotonic()
                 errs = _family_errors(train_examples(), device, seed, cache=cache)
+                refit_s = max(refit_s, time.monotonic() - t_refit)
                 floor = 0.02
                 weights = [errs.get(f, max(errs.values(), default=0.1)) + floor for f in sampler.families]
                 next_refit = n_train() + max(10, n_train() // 4)
