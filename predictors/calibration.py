@@ -658,12 +658,11 @@ def calibrate(
     def due(h: _HeldOut, b: int) -> bool:
         return h.due(b, heldout_repeats, heldout_max_repeats, heldout_agreement)
 
-    def closing() -> bool:
-        """The budget's last stretch, too short for a new held-out model's repeats (their
-        gaps, one more turn as long as the held-out turns so far, and the longest refit of
-        the family errors so far: one started just before the stretch runs into it)."""
+    def closing(margin_s: float = 0.0) -> bool:
+        """The budget's last stretch (``margin_s`` before it), too short for a new held-out
+        model's repeats: their gaps and one more turn as long as the held-out turns so far."""
         turn_s = held_spent / held_turns if held_turns else 0.0
-        return run.time_left() < (heldout_repeats - 1) * heldout_repeat_gap_s + turn_s + refit_s
+        return run.time_left() < (heldout_repeats - 1) * heldout_repeat_gap_s + turn_s + margin_s
 
     batch_sizes = tuple(int(b) for b in batch_sizes)
     start = time.monotonic()
@@ -786,8 +785,11 @@ def calibrate(
             batches = t.unsettled()
         else:
             phase = "explore" if train_spent < explore_s or n_train() < 20 else "adapt"
-            # (no refit once closing: it would hold up the held-out repeats due, for a few draws)
-            if phase == "adapt" and n_train() >= next_refit and not closing():
+            # no refit that would run into the last stretch (as long as the longest so far): it
+            # would hold up the held-out repeats due there, for a few draws. (Counting the refit
+            # in the stretch itself instead ended the held-out draws early: in a 6 s test budget
+            # a refit can take 2 s, and the held-out models became the early ones.)
+            if phase == "adapt" and n_train() >= next_refit and not closing(refit_s):
                 t_refit = time.monotonic()
                 errs = _family_errors(train_examples(), device, seed, cache=cache)
                 refit_s = max(refit_s, time.monotonic() - t_refit)
