@@ -8,7 +8,9 @@ models against training ones):
    families (ResNet-50-like, MobileNetV2-like, ViT-like, ConvNeXt-like), never used for
    fitting; each is measured ``heldout_repeats`` times, at least ``heldout_repeat_gap_s``
    apart, again while its two fastest disagree by more than ``heldout_agreement`` (up to
-   ``heldout_max_repeats``), and its reference latency is the fastest of its measurements.
+   ``heldout_max_repeats``) or while none of its measurements was settled (the host quiet
+   throughout it, when ``measure_fn`` says: ``heldout_until_quiet``), and its reference
+   latency is the fastest of its measurements.
    No held-out model is drawn in the budget's last stretch, too short for its repeats;
    the repeats due go first there. (Models drawn then used to end with one measurement:
    2-6 references a calibration, of which 65 % were within ±10 % at batch 1 against 83 %
@@ -352,7 +354,7 @@ class _Measured:
     sample: ArchSample
     example: TrainingExample
     model_bytes: bytes  # what was measured (serialized once per measurement)
-    settled: bool = False  # measure_fn vouched for it: the host was quiet throughout
+    settled: bool | None = None  # measure_fn vouched for it (the host quiet throughout); None: it never says
     probe: MeasuredProbe | None = None  # the host's probe around it, when measure_fn gave one
 
 
@@ -366,16 +368,28 @@ class _HeldOut:
     latencies: dict[int, list[float]] = field(default_factory=dict)
     times_measured: int = 0
     last_s: float = 0.0
+    # per batch size: whether a measurement was settled (the host quiet throughout it);
+    # absent while measure_fn never says
+    quiet: dict[int, bool] = field(default_factory=dict)
 
-    def due(self, batch: int, repeats: int, max_repeats: int, agreement: float) -> bool:
+    def due(self, batch: int, repeats: int, max_repeats: int, agreement: float, until_quiet: bool = False) -> bool:
         """Whether ``batch`` wants another measurement: fewer than ``repeats``, or fewer than
         ``max_repeats`` whose two fastest disagree (the slower more than ``agreement`` above
-        the faster). A model is measured at most ``max(repeats, max_repeats)`` times, failed
-        repeats included."""
+        the faster) or, with ``until_quiet``, none of which was settled. A model is measured
+        at most ``max(repeats, max_repeats)`` times, failed repeats included."""
         ys = sorted(self.latencies.get(batch, []))
         if batch not in self.first or max(len(ys), self.times_measured) >= max(repeats, max_repeats):
             return False
-        return len(ys) < repeats or (len(ys) >= 2 and ys[1] > (1.0 + agreement) * ys[0])
+        if len(ys) < repeats or (len(ys) >= 2 and ys[1] > (1.0 + agreement) * ys[0]):
+            return True
+        return until_quiet and self.quiet.get(batch) is False
+
+    def record(self, batch: int, measured: _Measured) -> None:
+        """Keep one measurement of ``batch``."""
+        self.first.setdefault(batch, measured.example)
+        self.latencies.setdefault(batch, []).append(measured.example.measured_ms)
+        if measured.settled is not None:
+            self.quiet[batch] = self.quiet.get(batch, False) or measured.settled
 
     def examples(self) -> list[tuple[TrainingExample, int]]:
         """(example with the fastest latency, measurements behind it) per batch size."""
@@ -453,7 +467,7 @@ class _Runner:
             model_bytes = sample.model_bytes()
             out = self.measure_fn(model_bytes, batch)
             p50_ms, kernels = out[0], out[1]
-            settled = bool(out[3]) if len(out) > 3 else False
+            settled = bool(out[3]) if len(out) > 3 else None
             probed = out[4] if len(out) > 4 else None
             if not (p50_ms > 0 and math.isfinite(p50_ms)):
                 raise InvalidRequestError(f"measure_fn returned p50 {p50_ms!r}")
@@ -585,6 +599,7 @@ def calibrate(
     heldout_repeat_gap_s: float = HELDOUT_REPEAT_GAP_S,
     heldout_max_repeats: int = HELDOUT_MAX_REPEATS,
     heldout_agreement: float = HELDOUT_AGREEMENT,
+    heldout_until_quiet: bool = True,
     train_repeats: int = TRAIN_REPEATS,
     train_repeat_gap_s: float = TRAIN_REPEAT_GAP_S,
     trust_settled: bool = True,
@@ -619,6 +634,8 @@ def calibrate(
         heldout_max_repeats: a held-out (model, batch size) whose two fastest measurements
             disagree (the slower more than ``heldout_agreement`` above the faster) is measured
             again, up to this many times.
+        heldout_until_quiet: ... and so is one none of whose measurements ``measure_fn``
+            reported settled (when it reports that at all): its fastest may still be slowed.
         train_repeats: measurements of each training model, at least ``train_repeat_gap_s``
             apart; it trains on the fastest (1: measured once).
         trust_settled: a training measurement that ``measure_fn`` reports *settled* (a
@@ -656,7 +673,7 @@ def calibrate(
         raise InvalidRequestError(f"heldout_agreement must be >= 0, got {heldout_agreement}")
 
     def due(h: _HeldOut, b: int) -> bool:
-        return h.due(b, heldout_repeats, heldout_max_repeats, heldout_agreement)
+        return h.due(b, heldout_repeats, heldout_max_repeats, heldout_agreement, heldout_until_quiet)
 
     def closing(margin_s: float = 0.0) -> bool:
         """The budget's last stretch (``margin_s`` before it), too short for a new held-out
@@ -769,8 +786,7 @@ def calibrate(
                 m = run.measure(h.sample, b, "heldout")
                 if m is not None:
                     data.add(h.sample, m.example, "heldout", h.index, model_bytes=m.model_bytes, probe=m.probe)
-                    h.first.setdefault(b, m.example)
-                    h.latencies.setdefault(b, []).append(m.example.measured_ms)
+                    h.record(b, m)
             h.times_measured += 1
             h.last_s = time.monotonic()
             held_spent += h.last_s - t0
@@ -844,6 +860,10 @@ def calibrate(
         "heldout_repeats": heldout_repeats,
         "heldout_max_repeats": heldout_max_repeats,
         "heldout_agreement": heldout_agreement,
+        "heldout_until_quiet": heldout_until_quiet,
+        # held-out (model, batch size) pairs with a settled measurement, of those measure_fn said
+        "heldout_quiet": sum(sum(h.quiet.values()) for h in held_models),
+        "heldout_vouched": sum(len(h.quiet) for h in held_models),
         "heldout_repeat_gap_s": heldout_repeat_gap_s,
         "train_repeats": train_repeats,
         "train_repeat_gap_s": train_repeat_gap_s,
@@ -945,6 +965,9 @@ _CARRIED_METADATA = (
     "heldout_repeats",
     "heldout_max_repeats",
     "heldout_agreement",
+    "heldout_until_quiet",
+    "heldout_quiet",
+    "heldout_vouched",
     "heldout_repeat_gap_s",
     "train_repeats",
     "train_repeat_gap_s",

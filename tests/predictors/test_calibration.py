@@ -305,6 +305,47 @@ def test_a_held_out_pair_that_disagrees_is_measured_a_third_time() -> None:
         calibrate(DEV, budget_s=1, measure_fn=lambda b, n: (1.0, [], None), heldout_agreement=-0.1)
 
 
+def test_a_held_out_pair_never_measured_on_a_quiet_host_is_measured_again(tmp_path: Path) -> None:
+    from nascost.predictors.learned import read_metadata
+
+    # measure_fn vouches for the measurements of half of the models (settled), never for the
+    # rest; every measurement agrees with the others
+    def measure(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
+        time.sleep(0.004)
+        quiet = int(hashlib.sha256(model_bytes).hexdigest(), 16) % 2 == 0
+        return 1.0 + len(model_bytes) / 1e6, [], None, quiet
+
+    seen: dict[tuple[bytes, int], int] = {}
+
+    def counted(model_bytes: bytes, batch: int) -> tuple[float, list[Any], None, bool]:
+        seen[(model_bytes, batch)] = seen.get((model_bytes, batch), 0) + 1
+        return measure(model_bytes, batch)
+
+    rep = calibrate(
+        DEV,
+        budget_s=5.0,
+        measure_fn=counted,
+        batch_sizes=(1,),
+        max_macs_per_example=4e6,
+        variants=False,
+        heldout_fraction=0.5,
+        heldout_repeats=2,
+        heldout_max_repeats=4,
+        heldout_repeat_gap_s=0.2,
+        data_dir=tmp_path,
+    )
+    assert rep.artifact_path is not None
+    meta = read_metadata(rep.artifact_path)
+    counts = rep.heldout_measurements
+    # a quiet pair is done at two (its measurements agree), one never quiet goes on to four
+    # (or fewer when the budget ended first: the stretch holds one model's repeats)
+    assert counts.get(2, 0) >= 2 and counts.get(4, 0) >= 2, counts
+    assert not set(counts) - {1, 2, 3, 4}, counts
+    assert meta["heldout_vouched"] == rep.n_heldout
+    assert 0 < meta["heldout_quiet"] < meta["heldout_vouched"]
+    assert meta["heldout_until_quiet"] is True
+
+
 def test_a_held_out_pair_is_due_again_only_while_it_disagrees() -> None:
     from nascost.predictors.calibration import _HeldOut
     from nascost.predictors.learned import TrainingExample
@@ -327,6 +368,20 @@ def test_a_held_out_pair_is_due_again_only_while_it_disagrees() -> None:
     assert not due([10.0, 13.0, 13.1, 13.2, 12.9], most=5)
     assert not due([10.0], batch=8)  # a batch size whose first measurement failed is no reference
     assert not due([10.0, 10.6], times=3)  # a failed third measurement counts: no fourth turn
+
+    def due_quiet(ys: list[float], quiet: bool | None, until_quiet: bool = True) -> bool:
+        h = _HeldOut(s, 1, first={1: e}, latencies={1: ys}, times_measured=len(ys))
+        if quiet is not None:
+            h.quiet[1] = quiet
+        return h.due(1, 2, 4, 0.05, until_quiet)
+
+    # agreeing measurements none of which was settled: again, up to the most
+    assert due_quiet([10.0, 10.1], quiet=False) and due_quiet([10.0, 10.1, 10.2], quiet=False)
+    assert not due_quiet([10.0, 10.1, 10.2, 10.0], quiet=False)
+    assert not due_quiet([10.0, 10.1], quiet=True)  # one settled: done
+    assert not due_quiet([10.0, 10.1], quiet=None)  # measure_fn never said: the old rule
+    assert not due_quiet([10.0, 10.1], quiet=False, until_quiet=False)
+    assert due_quiet([10.0], quiet=True)  # settled, but fewer than the repeats
 
 
 def test_a_held_out_reference_is_the_fastest_of_its_measurements() -> None:
