@@ -160,6 +160,7 @@ figures include one model at that scale.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -237,6 +238,7 @@ def measurement_description(
     return {"timing_statistic": str(stat), "settings": dict(settings or {})}
 FEW_SHOT_KS: tuple[int, ...] = (5, 10, 20, 50)
 LEARNED_VARIANT = "learned_kernel_sum"  # what the report's "learned" is (the scaled kernel sum)
+OWN_DATA_VARIANT = "learned_own_data"  # with priors: the same predictor fitted on this calibration's data alone
 HELDOUT_FRACTION = 0.4  # of the measuring time; the rest trains (0.3 before 2026-12-02: see the module notes)
 HELDOUT_REPEATS = 3  # measurements of each held-out model; its reference is the fastest
 HELDOUT_MAX_REPEATS = 5  # ... and up to this many while the two fastest disagree
@@ -281,6 +283,10 @@ class CalibrationReport:
     measurement: dict[str, Any] = field(default_factory=dict)
     predictor: LatencyPredictor | None = None
     artifact_path: Path | None = None
+    # training examples of earlier calibrations of this device's fingerprint that joined
+    # the fit (:func:`load_priors`); the held-out references are this calibration's alone
+    n_prior: int = 0
+    prior_sources: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -299,6 +305,8 @@ class CalibrationReport:
             "train_families": dict(self.train_families),
             "interval_coverage": dict(self.interval_coverage),
             "measurement": dict(self.measurement),
+            "n_prior": self.n_prior,
+            "prior_sources": [dict(p) for p in self.prior_sources],
             "artifact_path": str(self.artifact_path) if self.artifact_path else None,
         }
 
@@ -312,7 +320,13 @@ class CalibrationReport:
                 if self.budget_s > 0
                 else f"refitted in {self.elapsed_s:.0f} s without measuring"
             )
-            + f"; 'learned' = {self.selected_predictor}",
+            + f"; 'learned' = {self.selected_predictor}"
+            + (
+                f", fitted with {self.n_prior} more from {sum(1 for p in self.prior_sources if p.get('used'))} "
+                f"earlier calibrations of this device ('{OWN_DATA_VARIANT}': without them)"
+                if self.n_prior
+                else ""
+            ),
             f"{'batch':>5} {'predictor':<26} {'n':>4} {'±5%':>6} {'±10%':>6} {'±15%':>6} {'RMSPE':>7} {'MAPE':>7} {'Spearman':>8} {'Kendall':>7}",
         ]
         for b, d in self.accuracy.items():
@@ -614,6 +628,7 @@ def calibrate(
     timing_statistic: str | None = None,
     measurement_settings: Mapping[str, Any] | None = None,
     refresh_device: Callable[[], Device] | None = None,
+    prior_paths: Sequence[Path | str] = (),
 ) -> CalibrationReport:
     """Calibrate the learned latency predictor of ``device`` within ``budget_s`` seconds.
 
@@ -660,6 +675,10 @@ def calibrate(
             recorded in the artifact metadata.
         refresh_device: called when measuring ends; the device it returns (the same one,
             its spec measured again meanwhile, say) is the one fitted and reported.
+        prior_paths: earlier calibrations of this device's fingerprint (see
+            :func:`load_priors`; read at the start, inside the budget): their training
+            examples join the final fit, and the report adds ``learned_own_data``, the same
+            predictor fitted on this calibration's own data alone.
     """
     if budget_s <= 0:
         raise InvalidRequestError("budget_s must be > 0")
@@ -685,6 +704,7 @@ def calibrate(
     start = time.monotonic()
     run = _Runner(measure_fn, start + budget_s, progress, budget_s, start)
     data = CalibrationData(batch_sizes=batch_sizes, seed=seed)  # kept beside the predictor
+    prior, prior_sources = load_priors(prior_paths, device) if prior_paths else ([], [])
 
     # the held-out families' sampler (a seed of its own: never the training stream)
     held_models: list[_HeldOut] = []
@@ -902,6 +922,8 @@ def calibrate(
         data_dir=data_dir,
         metadata=metadata,
         data=data,
+        prior=prior,
+        prior_sources=prior_sources,
     )
 
 
@@ -914,6 +936,7 @@ def refit(
     source_predictor: LatencyPredictor | None = None,
     data_dir: Path | str | None = None,
     source_metadata: Mapping[str, Any] | None = None,
+    prior_paths: Sequence[Path | str] = (),
 ) -> CalibrationReport:
     """Fit and evaluate ``device``'s predictor again on a calibration's stored measurements.
 
@@ -927,6 +950,7 @@ def refit(
             the data beside it.
         source_metadata: the calibrated artifact's metadata; how it measured and sampled
             is carried over, and ``refit_of`` names its version.
+        prior_paths: as :func:`calibrate`'s.
     """
     start = time.monotonic()
     seed = data.seed if seed is None else int(seed)
@@ -940,6 +964,7 @@ def refit(
             "refit_of": src.get("version"),
         }
     )
+    prior, prior_sources = load_priors(prior_paths, device, own=data) if prior_paths else ([], [])
     return _fit_and_report(
         device,
         data.examples(),
@@ -956,7 +981,83 @@ def refit(
         data_dir=data_dir,
         metadata=metadata,
         data=data,
+        prior=prior,
+        prior_sources=prior_sources,
     )
+
+
+def _content(data: CalibrationData) -> frozenset[tuple[str, int, float]]:
+    """What a calibration measured: one data set re-serialized (a refit's copy) is the same."""
+    return frozenset((m.model, m.batch_size, m.latency_ms) for m in data.measurements)
+
+
+def load_priors(
+    paths: Sequence[Path | str], device: Device, own: CalibrationData | None = None
+) -> tuple[list[TrainingExample], list[dict[str, Any]]]:
+    """The training examples of earlier calibrations of ``device``'s fingerprint, to fit on
+    beside a new calibration's own (``calibrate(prior_paths=...)``).
+
+    Each path is a calibration (a directory holding its :data:`DATA_FILE` and
+    ``metadata.json``: an artifact version, or a kept one under ``benchmarks/calibrations``)
+    or a directory searched for them. A calibration is used when its device's fingerprint
+    digest (CPU model, cores, memory, onnxruntime version, ...) is the device's; one data
+    set seen twice (a refit keeps its calibration's) counts once, and ``own`` (the data a
+    refit fits) not at all. Only training examples
+    join: the held-out families stay unseen, and a calibration is scored on its own
+    held-out references alone.
+
+    Returns the examples and, per calibration found, where it is, whether it was used, how
+    many examples it gave, or why not.
+    """
+    want = device.fingerprint.get("digest") if device.fingerprint else None
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if (p / DATA_FILE).is_file():
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(q.parent for q in p.rglob(DATA_FILE)))
+        else:
+            raise InvalidRequestError(f"no calibration data at {p} (a calibration directory or one holding some)")
+    examples: list[TrainingExample] = []
+    sources: list[dict[str, Any]] = []
+    seen: set[frozenset[tuple[str, int, float]]] = {_content(own)} if own is not None else set()
+    for d in found:
+        src: dict[str, Any] = {"path": str(d), "used": False}
+        sources.append(src)
+        try:
+            raw_bytes = (d / DATA_FILE).read_bytes()
+            meta = json.loads((d / "metadata.json").read_text())
+        except (OSError, ValueError) as e:
+            src["why"] = f"unreadable: {e}"
+            continue
+        fingerprint = (meta.get("device") or {}).get("fingerprint") or meta.get("device_fingerprint") or {}
+        src.update(version=meta.get("version"), created_utc=meta.get("created_utc"), fingerprint=fingerprint.get("digest"))
+        if want is None:
+            src["why"] = f"device {device.id!r} has no fingerprint to match"
+        elif fingerprint.get("digest") != want:
+            src["why"] = "another device fingerprint"
+        else:
+            try:
+                data = CalibrationData.from_bytes(raw_bytes)
+                content = _content(data)
+                if content in seen:
+                    src["why"] = "the same data as another one (or as the data fitted)"
+                    continue
+                train = data.examples().train
+            except NascostError as e:
+                src["why"] = f"unreadable: {e}"
+                continue
+            seen.add(content)
+            examples.extend(train)
+            src.update(used=True, n_train=len(train))
+    logger.info(
+        "calibration: %d prior training examples from %d of %d earlier calibrations",
+        len(examples),
+        sum(s["used"] for s in sources),
+        len(sources),
+    )
+    return examples, sources
 
 
 # what a refit keeps of the calibrated artifact's metadata
@@ -996,22 +1097,29 @@ def _fit_and_report(
     data_dir: Path | str | None,
     metadata: Mapping[str, Any],
     data: CalibrationData,
+    prior: Sequence[TrainingExample] = (),
+    prior_sources: Sequence[Mapping[str, Any]] = (),
 ) -> CalibrationReport:
-    """Step 4 of a calibration (and all of a refit): fit on ``ex.train``, evaluate on
-    ``ex.heldout``, save the predictor with ``data`` beside it when ``data_dir`` is given."""
+    """Step 4 of a calibration (and all of a refit): fit on ``ex.train`` (and ``prior``,
+    earlier calibrations' training examples), evaluate on ``ex.heldout``, save the predictor
+    with ``data`` (this calibration's own) beside it when ``data_dir`` is given."""
     train, heldout, held_model, n_measurements = ex.train, ex.heldout, ex.heldout_model, ex.heldout_measurements
     # 4. fit + evaluate
     if len(train) < 2:
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
+    fitted = [*train, *prior]
     if progress is not None:
-        progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(train)} examples"))
-    learned = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
+        progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(fitted)} examples"))
+    learned = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(fitted, feature_cache=cache)
     flops = FlopsBaseline().fit([e.analysis.flops for e in train], [e.measured_ms for e in train])
     preds: dict[str, Callable[[Sequence[TrainingExample]], np.ndarray]] = {
         "learned": learned.predict,
         "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
+    if prior:  # what the priors bought, on the same held-out models
+        own = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
+        preds[OWN_DATA_VARIANT] = own.predict
     if variants:  # for comparison on the same held-out models; "learned" is the first
         preds[LEARNED_VARIANT] = learned.predict
         for name, kw in (
@@ -1020,7 +1128,7 @@ def _fit_and_report(
             ("learned_no_kernels", {"use_kernels": False}),
             ("learned_no_prior", {"use_kernels": False, "prior": "none"}),
         ):
-            preds[name] = LatencyPredictor(device, random_state=seed, **kw).fit(train, feature_cache=cache).predict  # type: ignore[arg-type]
+            preds[name] = LatencyPredictor(device, random_state=seed, **kw).fit(fitted, feature_cache=cache).predict  # type: ignore[arg-type]
     accuracy = _evaluate(preds, heldout, batch_sizes) if heldout else {}
     if variants and len(train) >= 12:
         accuracy["in_dist_cv"] = {"learned_no_kernels": _cross_validated(train, device, seed, cache=cache)}
@@ -1059,6 +1167,8 @@ def _fit_and_report(
         interval_coverage=coverage,
         measurement=dict(metadata.get("measurement", {})),
         predictor=learned,
+        n_prior=len(prior),
+        prior_sources=[dict(p) for p in prior_sources],
     )
     if data_dir is not None:
         summary = {b: {p: r.to_dict() for p, r in d.items()} for b, d in accuracy.items()}
@@ -1071,6 +1181,10 @@ def _fit_and_report(
                 "heldout_measurements": {str(k): v for k, v in sorted(n_measurements.items())},
                 "repeat_agreement": {b: r.to_dict() for b, r in agreement.items()},
                 "calibration_data": DATA_FILE,
+                # what else the predictor was fitted on (the data file holds this calibration's own)
+                "calibration_priors": {"n_train": len(prior), "sources": [dict(p) for p in prior_sources]}
+                if prior_sources
+                else None,
             },
             files={DATA_FILE: data.to_bytes()},
         )

@@ -7,7 +7,7 @@ Stable forms (scripts depend on them)::
     nascost devices [--server HOST:PORT] [--json]
     nascost measure MODEL.onnx [--server HOST:PORT] [--batch-size N]... [--threads N] [--json]
     nascost predict MODEL.onnx [--device ID]... [--server HOST:PORT] [--json]
-    nascost calibrate --device local --budget-minutes N [--batch-size N]... [--server HOST:PORT] [--json]
+    nascost calibrate --device local --budget-minutes N [--batch-size N]... [--prior DIR]... [--server HOST:PORT] [--json]
     nascost refit [--device local] [--version V] [--seed N] [--data-dir DIR] [--json]
     nascost ops [--json]
     nascost health [--server HOST:PORT]
@@ -389,13 +389,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.server:
         from nascost.client import Client
 
+        if args.prior:
+            from nascost.predictors.errors import InvalidRequestError
+
+            raise InvalidRequestError("--prior is in-process only: a server takes its priors from NASCOST_CALIBRATION_PRIORS")
         with Client(args.server, token=os.environ.get("NASCOST_AUTH_TOKEN"), timeout=None) as c:
             events = list(_calibrate_events(c.calibrate(request), err, quiet=args.json))
     else:
+        from pathlib import Path
+
         from nascost.server.config import ServerConfig
         from nascost.server.engine import Engine
 
-        engine = Engine(ServerConfig.from_env(data_dir=args.data_dir))
+        priors = tuple(Path(p) for p in args.prior) if args.prior else None
+        engine = Engine(ServerConfig.from_env(data_dir=args.data_dir, calibration_priors=priors))
         events = list(_calibrate_events(engine.calibrate(request, cancelled=lambda: False), err, quiet=args.json))
     report = events[-1]
     if args.json:
@@ -472,6 +479,11 @@ def print_calibration(report: Any) -> None:
             "(the variants are printed for comparison, none is chosen per calibration)[/]"
         )
     console.print(f"[dim]held-out families (never sampled for training): {', '.join(report.heldout_families)}[/]")
+    if report.prior_train_models:
+        console.print(
+            f"[dim]'learned' also trained on {report.prior_train_models} examples of {len(report.prior_calibrations)} "
+            "earlier calibrations of this device's fingerprint; 'learned_own_data' on this calibration's alone[/]"
+        )
     if report.heldout_measurements:
         counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))
         console.print(f"[dim]held-out reference latencies: the fastest of measurements at different times ({counts})[/]")
@@ -629,6 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--seed", type=int, default=0)
     ca.add_argument("--server", help="HOST:PORT of a nascost server (default: in-process)")
     ca.add_argument("--data-dir", default=None, help="in-process only: where the artifact is written")
+    ca.add_argument(
+        "--prior",
+        action="append",
+        metavar="DIR",
+        help="in-process only, repeat: an earlier calibration (or a directory of them) whose training data "
+        "joins the fit when its device fingerprint is this one's (a server: NASCOST_CALIBRATION_PRIORS)",
+    )
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(fn=cmd_calibrate)
 

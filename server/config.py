@@ -39,6 +39,10 @@ class ServerConfig:
             shared CPUs; the count is stored with every measurement).
         measure_timeout_s / measure_memory_bytes: the measurement worker's wall-clock and
             address-space limits.
+        calibration_priors: earlier calibrations (directories of them; env
+            ``NASCOST_CALIBRATION_PRIORS``, separated by ``os.pathsep``) whose training data
+            joins every calibration of a device with the same fingerprint
+            (:func:`nascost.predictors.calibration.load_priors`).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -54,12 +58,14 @@ class ServerConfig:
     measure_threads: int = 1
     measure_timeout_s: float = 300.0
     measure_memory_bytes: int = 8 << 30
+    calibration_priors: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "tls_cert_file", "tls_key_file"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "calibration_priors", tuple(Path(p) for p in self.calibration_priors))
 
     def sandbox_limits(self) -> SandboxLimits:
         """Limits of the measurement worker (address space, wall clock, model size)."""
@@ -83,6 +89,8 @@ class ServerConfig:
             env["tls_key_file"] = Path(key)
         if workers := os.environ.get("NASCOST_WORKERS"):
             env["workers"] = int(workers)
+        if priors := os.environ.get("NASCOST_CALIBRATION_PRIORS"):
+            env["calibration_priors"] = tuple(Path(p) for p in priors.split(os.pathsep) if p)
         env.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in env:
             env["data_dir"] = Path(str(env["data_dir"]))

@@ -540,6 +540,7 @@ class Engine:
             cancelled=cancelled,
             source_predictor=source,
             refresh_device=lambda: self.catalogue.get(device_id),
+            prior_paths=self.config.calibration_priors,
             measurement_settings={
                 "execution_provider": config.provider,
                 "intra_op_threads": config.intra_op_threads,
@@ -554,9 +555,12 @@ class Engine:
         """The report of the latest calibration of ``device_id``, from its artifact."""
         self.catalogue.get(device_id)
         meta = self.learned.metadata(device_id)
+        prior = meta.get("calibration_priors") or {}  # the artifact's n_train counts the priors' examples too
         report = {
             "device_id": device_id,
-            "n_train": meta.get("n_train", 0),
+            "n_train": meta.get("n_train", 0) - prior.get("n_train", 0),
+            "n_prior": prior.get("n_train", 0),
+            "prior_sources": prior.get("sources", []),
             "heldout_families": meta.get("heldout_families", []),
             "accuracy": meta.get("heldout_metrics", {}),
             "selected_variant": meta.get("selected_variant", ""),

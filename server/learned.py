@@ -165,6 +165,8 @@ def report_proto(report: CalibrationReport | Mapping[str, Any], version: str) ->
         heldout_families=list(d.get("heldout_families", [])),
         elapsed_s=float(d.get("elapsed_s", 0.0)),
         selected_predictor=str(d.get("selected_predictor") or d.get("selected_variant") or ""),
+        prior_train_models=int(d.get("n_prior") or 0),
+        prior_calibrations=[str(p["path"]) for p in d.get("prior_sources") or [] if p.get("used")],
     )
     for k, v in (d.get("heldout_measurements") or {}).items():
         out.heldout_measurements[int(k)] = int(v)
@@ -213,6 +215,7 @@ def run_calibration(
     source_predictor: LatencyPredictor | None = None,
     measurement_settings: Mapping[str, Any] | None = None,
     refresh_device: Callable[[], Device] | None = None,
+    prior_paths: Sequence[Path] = (),
 ) -> Iterator[prediction_pb2.CalibrateEvent]:
     """Calibrate in a worker thread; yield progress events, then the report.
 
@@ -220,7 +223,8 @@ def run_calibration(
     sandboxed runner and whether the host was quiet throughout it (a settled training
     measurement is not repeated); it is called once per measurement calibrate() takes.
     ``refresh_device``: the device as it stands when measuring ends (its peaks measured
-    again meanwhile), which the final fit and the report use.
+    again meanwhile), which the final fit and the report use. ``prior_paths``: earlier
+    calibrations whose training data joins the fit (``calibrate``'s).
     """
     from nascost.measurements.api import stream_from_thread
     from nascost.predictors.calibration import CalibrationProgress, calibrate
@@ -255,6 +259,7 @@ def run_calibration(
             data_dir=data_dir,
             source_predictor=source_predictor,
             refresh_device=refresh_device,
+            prior_paths=prior_paths,
             timing_statistic=(
                 "lowest median of any complete timing window (windows of >= 10 runs / ~0.3 s, "
                 f"{CALIBRATION_TIME_BUDGET_S:g} s budget per model), sandboxed onnxruntime worker"

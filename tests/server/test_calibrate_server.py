@@ -4,6 +4,7 @@ predictor picked up by Predict without a restart."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import grpc
@@ -143,3 +144,23 @@ def test_a_calibration_measures_the_local_peaks_again_and_keeps_the_best(tmp_pat
     assert engine.catalogue.get("local").spec.peak_for("float32") == best == 150e9
     meta = json.loads((tmp_path / "predictors" / "local" / report.artifact_version / "metadata.json").read_text())
     assert meta["device"]["spec"]["peak_flops_per_s"]["float32"] == best
+    # a later calibration with the server's calibrations as priors: the first one's training
+    # data (this machine's fingerprint) joins the fit, and the report says so
+    monkeypatch.setenv("NASCOST_CALIBRATION_PRIORS", f"{tmp_path / 'predictors'}{os.pathsep}")
+    priors = ServerConfig.from_env(data_dir=tmp_path)
+    assert priors.calibration_priors == (tmp_path / "predictors",)
+    again = engine_mod.Engine(priors)
+    second = list(again.calibrate(request, cancelled=lambda: False))[-1].report
+    assert second.prior_train_models == report.train_models
+    assert list(second.prior_calibrations) == [str(tmp_path / "predictors" / "local" / report.artifact_version)]
+    assert {"learned_own_data (batch 1)", "learned (batch 1)"} <= {m.predictor for m in second.metrics}
+    latest = again.get_calibration("local")
+    assert latest.artifact_version == second.artifact_version
+    assert (latest.train_models, latest.prior_train_models) == (second.train_models, report.train_models)
+
+
+def test_calibrate_priors_are_the_servers_own(capsys: pytest.CaptureFixture[str]) -> None:
+    # a client never names paths on a server's file system
+    args = ["calibrate", "--server", "127.0.0.1:1", "--prior", "/etc", "--budget-minutes", "1"]
+    assert main(args) == 2
+    assert "--prior is in-process only" in capsys.readouterr().err

@@ -85,7 +85,7 @@ class PredictorMetrics(_message.Message):
     def __init__(self, predictor: _Optional[str] = ..., n: _Optional[int] = ..., within_5pct: _Optional[float] = ..., within_10pct: _Optional[float] = ..., within_15pct: _Optional[float] = ..., rmspe: _Optional[float] = ..., mape: _Optional[float] = ..., spearman: _Optional[float] = ..., kendall: _Optional[float] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor", "heldout_measurements", "repeat_agreement")
+    __slots__ = ("device_id", "artifact_version", "train_models", "heldout_models", "heldout_families", "metrics", "elapsed_s", "selected_predictor", "heldout_measurements", "repeat_agreement", "prior_train_models", "prior_calibrations")
     class HeldoutMeasurementsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,8 @@ class CalibrationReport(_message.Message):
     SELECTED_PREDICTOR_FIELD_NUMBER: _ClassVar[int]
     HELDOUT_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     REPEAT_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_TRAIN_MODELS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_CALIBRATIONS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     artifact_version: str
     train_models: int
@@ -113,7 +115,9 @@ class CalibrationReport(_message.Message):
     selected_predictor: str
     heldout_measurements: _containers.ScalarMap[int, int]
     repeat_agreement: _containers.RepeatedCompositeFieldContainer[RepeatAgreement]
-    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ..., repeat_agreement: _Optional[_Iterable[_Union[RepeatAgreement, _Mapping]]] = ...) -> None: ...
+    prior_train_models: int
+    prior_calibrations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, device_id: _Optional[str] = ..., artifact_version: _Optional[str] = ..., train_models: _Optional[int] = ..., heldout_models: _Optional[int] = ..., heldout_families: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[_Union[PredictorMetrics, _Mapping]]] = ..., elapsed_s: _Optional[float] = ..., selected_predictor: _Optional[str] = ..., heldout_measurements: _Optional[_Mapping[int, int]] = ..., repeat_agreement: _Optional[_Iterable[_Union[RepeatAgreement, _Mapping]]] = ..., prior_train_models: _Optional[int] = ..., prior_calibrations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RepeatAgreement(_message.Message):
     __slots__ = ("batch", "n", "within_10pct", "median_difference", "confirmed_5pct")

@@ -1,0 +1,82 @@
+"""Earlier calibrations of a device's fingerprint as training data of a new one (priors),
+on the real calibrations kept in ``benchmarks/calibrations``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nascost.predictors.calibration import OWN_DATA_VARIANT, load_priors, refit
+from nascost.predictors.calibration_data import read_calibration_data
+from nascost.predictors.devices import Device
+from nascost.predictors.errors import InvalidRequestError
+from nascost.predictors.learned import read_metadata
+
+KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
+TARGET = KEPT / "2026-12-02-seed581"  # the Xeon host's calibration with the fewest training models
+PRIOR = KEPT / "2026-12-02-seed591"  # the same host type, the next calibration
+OTHER_HOST = KEPT / "2026-12-01-seed301"  # an AMD EPYC host: another fingerprint
+
+
+def test_a_refit_with_priors_fits_on_both_and_reports_its_own_data_alone_beside(tmp_path: Path) -> None:
+    meta = read_metadata(TARGET)
+    device = Device.from_dict(meta["device"])
+    data = read_calibration_data(TARGET)
+    own = data.examples().train
+    prior_train = read_calibration_data(PRIOR).examples().train
+    # the same data under another name, and the data being fitted: neither counts again
+    shutil.copytree(PRIOR, tmp_path / "copy-of-591")
+    paths = [PRIOR, tmp_path / "copy-of-591", OTHER_HOST, TARGET]
+
+    rep = refit(device, data, variants=False, seed=0, prior_paths=paths, data_dir=tmp_path / "out", source_metadata=meta)
+    assert rep.n_train == len(own) and rep.n_prior == len(prior_train) > 100
+    why = {Path(s["path"]).name: (s["used"], s.get("why", "")) for s in rep.prior_sources}
+    assert why == {
+        PRIOR.name: (True, ""),
+        "copy-of-591": (False, "the same data as another one (or as the data fitted)"),
+        OTHER_HOST.name: (False, "another device fingerprint"),
+        TARGET.name: (False, "the same data as another one (or as the data fitted)"),
+    }
+    assert rep.predictor is not None and rep.predictor.n_train_ == len(own) + len(prior_train)
+
+    # "learned_own_data" is the predictor a refit without priors fits: the same figures
+    plain = refit(device, data, variants=False, seed=0)
+    for group in plain.accuracy:
+        assert rep.accuracy[group][OWN_DATA_VARIANT].to_dict() == pytest.approx(plain.accuracy[group]["learned"].to_dict())
+        # and the predictor fitted with the priors is another one, scored on the same references
+        assert rep.accuracy[group]["learned"].n == plain.accuracy[group]["learned"].n
+        assert rep.accuracy[group]["learned"].to_dict() != plain.accuracy[group]["learned"].to_dict()
+    assert "fitted with" in rep.table() and OWN_DATA_VARIANT in rep.table()
+
+    # the artifact says what else it was fitted on; the data file beside it is the target's own
+    assert rep.artifact_path is not None
+    saved = json.loads((rep.artifact_path / "metadata.json").read_text())
+    assert saved["prior"] == "kernel_sum"  # the predictor's own prior (its kernel sum) is another thing
+    assert saved["calibration_priors"]["n_train"] == len(prior_train) and len(saved["calibration_priors"]["sources"]) == 4
+    assert saved["n_train"] == len(own) + len(prior_train)
+    assert read_calibration_data(rep.artifact_path).measurements == data.measurements
+
+
+def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> None:
+    device = Device.from_dict(read_metadata(TARGET)["device"])
+    bare = dataclasses.replace(device, fingerprint={})
+    examples, sources = load_priors([PRIOR], bare)
+    assert examples == [] and sources[0]["used"] is False and "no fingerprint" in sources[0]["why"]
+    # a directory of calibrations is searched; only training examples join (held-out ones never)
+    (tmp_path / "kept").mkdir()
+    shutil.copytree(PRIOR, tmp_path / "kept" / "a" / "b")
+    examples, sources = load_priors([tmp_path / "kept"], device)
+    prior = read_calibration_data(PRIOR).examples()
+    assert len(examples) == len(prior.train) and sources[0]["n_train"] == len(prior.train)
+    assert {e.family for e in examples}.isdisjoint({e.family for e in prior.heldout})
+    with pytest.raises(InvalidRequestError, match="no calibration data"):
+        load_priors([tmp_path / "missing"], device)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "measurements.json.gz").write_bytes(b"not gzip")
+    (tmp_path / "broken" / "metadata.json").write_text(json.dumps(read_metadata(PRIOR)))
+    examples, sources = load_priors([tmp_path / "broken"], device)
+    assert examples == [] and sources[0]["why"].startswith("unreadable")
