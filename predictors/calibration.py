@@ -150,6 +150,22 @@ minutes as the last held-out repeats.
 In the first five calibrations at 0.4 (seeds 581-621) the host decided the count. They had
 13, 17, 21, 18 and 23 references per batch size, from 265-375 measurements.
 
+**Earlier calibrations as priors.** The predictor is short of data, not of features: on
+six kept calibrations of the Xeon host (seeds 581-631), each refitted on its own training
+data plus that of K other kept calibrations of the host (``benchmarks/bench_priors.py``;
+the others drawn at random from seeds 351-631, booster seed 0) and scored on its own
+references (110 per batch size), within ±10 % at batch 1 / 8 and MAPE:
+
+    K = 0  (own data, ~160 examples)     85.5 / 88.2 %   5.33 / 4.97 %
+    K = 4  (~940 examples)               92.7 / 93.6 %   4.08 / 4.77 %
+    K = 10 (~1,870 examples)             93.6 / 93.6 %   4.07 / 4.31 %
+
+Setting the kernel sum's scale on the calibration's own examples alone (a host's level)
+changed nothing that held (K = 10: 93.6 / 91.8 %). So ``prior_paths`` (:func:`load_priors`)
+adds earlier calibrations of the device's fingerprint to the final fit; the adaptive
+phase's refits stay on the calibration's own data (they must be fast), and the report
+shows ``learned_own_data`` beside.
+
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
 (default 5 GMACs, a small share above 1 GMAC), and when the cap allows, the first
