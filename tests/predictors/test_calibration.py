@@ -204,11 +204,20 @@ def test_held_out_models_are_interleaved_with_training_ones_in_time() -> None:
     assert rep.n_heldout == len(held) and rep.n_train == len(trained)
     assert 4 <= len(held) < len(measured) / 2
     assert {"explore", "adapt"} <= {p for p, _ in measured}
-    # both sets saw the same drift on average: their mean measuring times are close. Counted
-    # by index or by thirds of the clock they are not (a refit of the family errors can take
-    # half of this small budget, and held-out turns catch up on its time after it)
-    span = max(t for _, t in measured) - min(t for _, t in measured)
-    assert abs(np.mean(held) - np.mean(trained)) < 0.2 * span, (held, trained)
+    # both sets saw the same drift on average: their mean measuring times are close, on the
+    # clock of measuring. A refit of the family errors measures nothing and can take a third of
+    # this small budget on a loaded machine (the first: nothing tells how long it will be),
+    # and held-out turns catch up on its time after it, so a pause between two measurements
+    # counts as a typical turn. (On the wall clock a 6 s run failed 1 of 4 times with another
+    # process busy: 2 s of refit, then the adapt phase's training models alone.)
+    times = [t for _, t in measured]
+    gaps = np.diff(times)
+    turn = float(np.median(gaps))
+    clock = dict(zip(times, np.concatenate([[0.0], np.cumsum(np.minimum(gaps, 3 * turn))]), strict=True))
+    held_c = [clock[t] for t in held]
+    trained_c = [clock[t] for t in trained]
+    span = clock[times[-1]]
+    assert abs(np.mean(held_c) - np.mean(trained_c)) < 0.2 * span, (held_c, trained_c)
     # measured first, the held-out set would sit at the start
     assert max(held) > min(trained)
 
