@@ -176,7 +176,6 @@ figures include one model at that scale.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -208,6 +207,7 @@ from nascost.predictors.learned import (
     FlopsBaseline,
     LatencyPredictor,
     TrainingExample,
+    read_metadata,
     save_predictor,
 )
 from nascost.predictors.metrics import AccuracyReport, accuracy_report
@@ -1043,8 +1043,8 @@ def load_priors(
         sources.append(src)
         try:
             raw_bytes = (d / DATA_FILE).read_bytes()
-            meta = json.loads((d / "metadata.json").read_text())
-        except (OSError, ValueError) as e:
+            meta = read_metadata(d)
+        except (OSError, NascostError) as e:
             src["why"] = f"unreadable: {e}"
             continue
         fingerprint = (meta.get("device") or {}).get("fingerprint") or meta.get("device_fingerprint") or {}

@@ -80,3 +80,8 @@ def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> 
     (tmp_path / "broken" / "metadata.json").write_text(json.dumps(read_metadata(PRIOR)))
     examples, sources = load_priors([tmp_path / "broken"], device)
     assert examples == [] and sources[0]["why"].startswith("unreadable")
+    # metadata that is not an object is no calibration either
+    shutil.copytree(PRIOR, tmp_path / "odd")
+    (tmp_path / "odd" / "metadata.json").write_text("[]")
+    examples, sources = load_priors([tmp_path / "odd"], device)
+    assert examples == [] and "metadata is not an object" in sources[0]["why"]
