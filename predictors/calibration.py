@@ -166,6 +166,18 @@ adds earlier calibrations of the device's fingerprint to the final fit; the adap
 phase's refits stay on the calibration's own data (they must be fast), and the report
 shows ``learned_own_data`` beside.
 
+**Each prior at the host's level of now.** One fingerprint is not one speed. On an AMD
+EPYC host (family 26, AVX-512) on 2026-12-02, calibration 671 ran while the host was
+slower than 30 minutes later in 681 (its peaks read 227 against 235 GFLOP/s, 37 against
+41 GB/s): a predictor fitted on 671 predicted 681's models 6 % too slow at the median,
+and 681 with 671 as its prior got 77.4 / 77.4 % within ±10 % at batch 1 / 8 (31
+references each), 90.3 / 87.1 % on its own data alone. So each earlier calibration's
+measured latencies are scaled by one factor, the median ratio of the calibration's own
+predictor (``learned_own_data``) to them over that calibration's training examples
+(:func:`align_priors`): 681 refitted (booster seed 0) got 96.8 / 87.1 % (MAPE 5.19 /
+5.43 %) on its own data, 80.6 / 77.4 % (6.77 / 6.68 %) with 671 as it was, and 93.5 /
+90.3 % (4.82 / 4.47 %) with 671 scaled by 0.93.
+
 Model sizes are drawn log-uniformly (see
 :func:`~nascost.predictors.sampler.log_uniform_target`) up to ``max_macs_per_example``
 (default 5 GMACs, a small share above 1 GMAC), and when the cap allows, the first
@@ -1076,6 +1088,45 @@ def load_priors(
     return examples, sources
 
 
+def align_priors(
+    own: LatencyPredictor,
+    prior: Sequence[TrainingExample],
+    sources: Sequence[Mapping[str, Any]],
+    cache: FeatureCache | None = None,
+) -> tuple[list[TrainingExample], list[dict[str, Any]]]:
+    """``prior`` (as :func:`load_priors` gives it: the used sources' examples in their
+    order) with each source's latencies scaled to the host's level now: by the median of
+    ``own``'s prediction over the measured latency across that source's examples (``own``:
+    the calibration's predictor fitted on its own data). A scaled example's kernels follow
+    (:func:`~nascost.predictors.learned.kernel_targets` scales them to its latency).
+
+    Returns the scaled examples and the sources, each used one with its ``level_factor``.
+    """
+    out: list[TrainingExample] = []
+    noted: list[dict[str, Any]] = []
+    at = 0
+    for src in sources:
+        src = dict(src)
+        noted.append(src)
+        if not src.get("used"):
+            continue
+        n = int(src["n_train"])
+        group = prior[at : at + n]
+        at += n
+        if len(group) != n:
+            break
+        if not group:
+            continue
+        predicted = own.predict(group, feature_cache=cache)
+        measured = np.asarray([e.measured_ms for e in group], dtype=np.float64)
+        factor = float(np.exp(np.median(np.log(predicted / measured))))
+        src["level_factor"] = factor
+        out.extend(dataclasses.replace(e, measured_ms=e.measured_ms * factor) for e in group)
+    if at != len(prior):
+        raise InvalidRequestError(f"{len(prior)} prior examples, but their sources count {at}")
+    return out, noted
+
+
 # what a refit keeps of the calibrated artifact's metadata
 _CARRIED_METADATA = (
     "heldout_families",
@@ -1123,6 +1174,10 @@ def _fit_and_report(
     # 4. fit + evaluate
     if len(train) < 2:
         raise InvalidRequestError(f"only {len(train)} training measurements succeeded; raise the budget")
+    own: LatencyPredictor | None = None
+    if prior:  # fitted on this calibration's data alone: the priors' levels, and a variant
+        own = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
+        prior, prior_sources = align_priors(own, prior, prior_sources, cache)
     fitted = [*train, *prior]
     if progress is not None:
         progress(CalibrationProgress("fit", 1.0, n_measured, f"fitting on {len(fitted)} examples"))
@@ -1133,8 +1188,7 @@ def _fit_and_report(
         "roofline": lambda exs: np.asarray([predict_roofline(e.analysis, device).latency_ms for e in exs]),
         "flops_only": lambda exs: flops.predict([e.analysis.flops for e in exs]),
     }
-    if prior:  # what the priors bought, on the same held-out models
-        own = LatencyPredictor(device, prior="kernel_sum", random_state=seed).fit(train, feature_cache=cache)
+    if own is not None:  # what the priors bought, on the same held-out models
         preds[OWN_DATA_VARIANT] = own.predict
     if variants:  # for comparison on the same held-out models; "learned" is the first
         preds[LEARNED_VARIANT] = learned.predict

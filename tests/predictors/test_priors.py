@@ -8,13 +8,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from nascost.predictors.calibration import OWN_DATA_VARIANT, load_priors, refit
+from nascost.predictors.calibration import OWN_DATA_VARIANT, align_priors, load_priors, refit
 from nascost.predictors.calibration_data import read_calibration_data
 from nascost.predictors.devices import Device
 from nascost.predictors.errors import InvalidRequestError
-from nascost.predictors.learned import read_metadata
+from nascost.predictors.learned import FeatureCache, LatencyPredictor, read_metadata
 
 KEPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrations"
 TARGET = KEPT / "2026-12-02-seed581"  # the Xeon host's calibration with the fewest training models
@@ -58,6 +59,9 @@ def test_a_refit_with_priors_fits_on_both_and_reports_its_own_data_alone_beside(
     assert saved["prior"] == "kernel_sum"  # the predictor's own prior (its kernel sum) is another thing
     assert saved["calibration_priors"]["n_train"] == len(prior_train) and len(saved["calibration_priors"]["sources"]) == 4
     assert saved["n_train"] == len(own) + len(prior_train)
+    # the prior was scaled to the target's level (the same host type: by a few per cent)
+    (used,) = [s for s in saved["calibration_priors"]["sources"] if s["used"]]
+    assert 0.8 < used["level_factor"] < 1.25
     assert read_calibration_data(rep.artifact_path).measurements == data.measurements
 
 
@@ -85,3 +89,31 @@ def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> 
     (tmp_path / "odd" / "metadata.json").write_text("[]")
     examples, sources = load_priors([tmp_path / "odd"], device)
     assert examples == [] and "metadata is not an object" in sources[0]["why"]
+
+
+def test_each_prior_is_scaled_to_the_level_of_the_calibrations_own_predictor() -> None:
+    device = Device.from_dict(read_metadata(TARGET)["device"])
+    cache = FeatureCache()
+    own = LatencyPredictor(device, prior="kernel_sum", random_state=0).fit(
+        read_calibration_data(TARGET).examples().train, feature_cache=cache
+    )
+    prior = list(read_calibration_data(PRIOR).examples().train)
+    # the same calibration again, as if the host had run 30 % slower then
+    slowed = [dataclasses.replace(e, measured_ms=1.3 * e.measured_ms) for e in prior]
+    sources = [
+        {"path": "591", "used": True, "n_train": len(prior)},
+        {"path": "elsewhere", "used": False, "why": "another device fingerprint"},
+        {"path": "591 slowed", "used": True, "n_train": len(slowed)},
+    ]
+    aligned, noted = align_priors(own, [*prior, *slowed], sources, cache)
+    assert [s["path"] for s in noted] == ["591", "elsewhere", "591 slowed"] and "level_factor" not in noted[1]
+    assert noted[0]["level_factor"] == pytest.approx(1.3 * noted[2]["level_factor"], rel=1e-9)
+    n = len(prior)
+    assert [e.measured_ms for e in aligned[:n]] == pytest.approx([e.measured_ms for e in aligned[n:]], rel=1e-9)
+    # what it means: the calibration's own predictor is right at the median of each source
+    predicted = own.predict(prior, feature_cache=cache)
+    for group in (aligned[:n], aligned[n:]):
+        assert np.median(np.log(predicted / [e.measured_ms for e in group])) == pytest.approx(0.0, abs=1e-9)
+    # the examples and the sources' counts must agree
+    with pytest.raises(InvalidRequestError, match="prior examples"):
+        align_priors(own, prior[:-1], sources[:1], cache)
