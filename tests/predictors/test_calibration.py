@@ -508,9 +508,19 @@ def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: b
             per[(digest, batch)] = per.get((digest, batch), 0) + 1
     once = {b: sum(n == 1 for (_, bb), n in per.items() if bb == b) for b in (1, 2)}
     total = {b: sum(bb == b for _, bb in per) for b in (1, 2)}
-    # each training model at one batch size, batch 1 twice as often (train_batch_cycle); two
-    # configurations that build one model may put it at both
-    assert total[2] >= 5 and abs(total[1] - 2 * total[2]) <= 2, total
+    # each training configuration at one batch size, batch 1 twice as often (train_batch_cycle)
+    data = read_calibration_data(rep.artifact_path)
+    at: dict[str, set[int]] = {}
+    for m in data.measurements:
+        if m.phase != "heldout":
+            at.setdefault(m.family + json.dumps(dict(m.config), sort_keys=True), set()).add(m.batch_size)
+    assert all(len(b) == 1 for b in at.values()), at
+    configs = {b: sum(bs == {b} for bs in at.values()) for b in (1, 2)}
+    assert 0 <= configs[1] - 2 * configs[2] <= 2, configs
+    # two configurations that build one model are one model: a fast host draws enough small
+    # models in 3 s (120) for a few such pairs, each one fewer model at its batch size
+    merged = {b: configs[b] - total[b] for b in (1, 2)}
+    assert total[2] >= 5 and abs(total[1] - 2 * total[2]) <= 2 + merged[1] + 2 * merged[2], (total, merged)
     assert len({d for d, b in per if b == 1} & {d for d, b in per if b == 2}) <= 2, per
     # unsettled batch-2 measurements are repeated (but in the budget's last stretch)
     assert once[2] <= total[2] / 3, per
@@ -520,7 +530,6 @@ def test_a_settled_training_measurement_is_not_repeated(tmp_path: Path, trust: b
     else:
         assert once[1] <= total[1] / 3, per
     meta = json.loads((rep.artifact_path / "metadata.json").read_text())
-    data = read_calibration_data(rep.artifact_path)
     batch1_models = {m.model for m in data.measurements if m.phase != "heldout" and m.batch_size == 1}
     assert meta["trust_settled"] is trust
     assert meta["train_settled"] == (len(batch1_models) if trust else 0)
