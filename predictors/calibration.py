@@ -168,8 +168,8 @@ shows ``learned_own_data`` beside.
 
 **Each prior at the host's level of now.** One fingerprint is not one speed. On an AMD
 EPYC host (family 26, AVX-512) on 2026-12-02, calibration 671 ran while the host was
-slower than 30 minutes later in 681 (its peaks read 227 against 235 GFLOP/s, 37 against
-41 GB/s): a predictor fitted on 671 predicted 681's models 6 % too slow at the median,
+slower than 30 minutes later in 681 (its peaks read 227 against 236 GFLOP/s, 37 against
+42 GB/s): a predictor fitted on 671 predicted 681's models 6 % too slow at the median,
 and 681 with 671 as its prior got 77.4 / 77.4 % within ±10 % at batch 1 / 8 (31
 references each), 90.3 / 87.1 % on its own data alone. So each earlier calibration's
 measured latencies are scaled by one factor, the median ratio of the calibration's own
@@ -343,6 +343,11 @@ class CalibrationReport:
             "artifact_path": str(self.artifact_path) if self.artifact_path else None,
         }
 
+    def _level_factors(self) -> str:
+        """The range of the priors' :func:`align_priors` factors, as the table shows it."""
+        f = [float(p["level_factor"]) for p in self.prior_sources if "level_factor" in p]
+        return f", their latencies scaled by {min(f):.3f}-{max(f):.3f} to this host's level" if f else ""
+
     def table(self) -> str:
         """The report as a plain-text table."""
         lines = [
@@ -356,7 +361,7 @@ class CalibrationReport:
             + f"; 'learned' = {self.selected_predictor}"
             + (
                 f", fitted with {self.n_prior} more from {sum(1 for p in self.prior_sources if p.get('used'))} "
-                f"earlier calibrations of this device ('{OWN_DATA_VARIANT}': without them)"
+                f"earlier calibrations of this device{self._level_factors()} ('{OWN_DATA_VARIANT}': without them)"
                 if self.n_prior
                 else ""
             ),
@@ -1118,10 +1123,8 @@ def align_priors(
         n = int(src["n_train"])
         group = prior[at : at + n]
         at += n
-        if len(group) != n:
-            break
-        if not group:
-            continue
+        if len(group) != n or not group:
+            continue  # too few examples for the sources: refused below
         predicted = own.predict(group, feature_cache=cache)
         measured = np.asarray([e.measured_ms for e in group], dtype=np.float64)
         factor = float(np.exp(np.median(np.log(predicted / measured))))

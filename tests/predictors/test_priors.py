@@ -52,6 +52,8 @@ def test_a_refit_with_priors_fits_on_both_and_reports_its_own_data_alone_beside(
         assert rep.accuracy[group]["learned"].n == plain.accuracy[group]["learned"].n
         assert rep.accuracy[group]["learned"].to_dict() != plain.accuracy[group]["learned"].to_dict()
     assert "fitted with" in rep.table() and OWN_DATA_VARIANT in rep.table()
+    factor = next(s["level_factor"] for s in rep.prior_sources if s["used"])
+    assert f"scaled by {factor:.3f}-{factor:.3f} to this host's level" in rep.table()
 
     # the artifact says what else it was fitted on; the data file beside it is the target's own
     assert rep.artifact_path is not None
