@@ -222,6 +222,10 @@ class Device:
                 "gpu_model": fp.gpu_model,
                 "onnxruntime_version": fp.onnxruntime_version,
                 "digest": fp.digest,
+                "cpu_family": fp.cpu_family,
+                "cpu_model_number": fp.cpu_model_number,
+                "cpu_isa": list(fp.cpu_isa),
+                "device_class": fp.device_class,
             }
             if fp.digest or fp.cpu_model
             else {},

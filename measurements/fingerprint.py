@@ -3,7 +3,9 @@
 :func:`local_fingerprint` describes the machine the measurements run on: CPU model, cores,
 memory, OS, onnxruntime version and providers, and GPUs with their driver when
 ``nvidia-smi`` is there (never an error when it is not). Its ``digest`` is stable across
-restarts of the same machine and software, and keys every measurement and the peaks cache.
+restarts of the same machine and software, and keys every measurement; its ``device_class``
+(the digest without the OS build, which a VM's kernel changes from boot to boot) keys the
+peaks cache and decides which earlier calibrations are the same device's.
 
 :func:`measure_peaks` runs two short micro-benchmarks (about a second each):
 
@@ -14,7 +16,7 @@ restarts of the same machine and software, and keys every measurement and the pe
 
 :func:`device_spec` turns fingerprint + peaks into the fields of ``nascost.v1.DeviceSpec``.
 
-:func:`cached_peaks` keeps them in the store, keyed by fingerprint digest and thread count;
+:func:`cached_peaks` keeps them in the store, keyed by device class and thread count;
 measured again, the best rates ever measured are kept (:func:`merged_peaks`: a busy
 host only ever lowers them). The server measures them again during calibrations.
 """
@@ -32,6 +34,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from nascost.predictors.devices import device_class
 
 if TYPE_CHECKING:
     from nascost.measurements.store import Store
@@ -60,10 +64,23 @@ class DeviceFingerprint:
     onnxruntime_version: str
     providers: tuple[str, ...]
     gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
+    # /proc/cpuinfo's vendor_id, "cpu family", "model" and "stepping" (on ARM: the CPU
+    # implementer, architecture, part and variant); "" where it has none
+    cpu_vendor: str = ""
+    cpu_family: str = ""
+    cpu_model_number: str = ""
+    cpu_stepping: str = ""
+    # the CPU's flags among :data:`ISA_FLAGS`, sorted
+    cpu_isa: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "cpu_model": self.cpu_model,
+            "cpu_vendor": self.cpu_vendor,
+            "cpu_family": self.cpu_family,
+            "cpu_model_number": self.cpu_model_number,
+            "cpu_stepping": self.cpu_stepping,
+            "cpu_isa": list(self.cpu_isa),
             "logical_cores": self.logical_cores,
             "physical_cores": self.physical_cores,
             "memory_bytes": self.memory_bytes,
@@ -96,16 +113,64 @@ class DeviceFingerprint:
         d["memory_bytes"] = round(self.memory_bytes / (1 << 30))
         return "sha256:" + hashlib.sha256(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()
 
+    @property
+    def device_class(self) -> str:
+        """``sha256:<hex>`` of what decides how fast a model runs here (the ``digest`` without
+        the OS build; :func:`nascost.predictors.devices.device_class`): what the peaks cache
+        and the calibrations used as priors are keyed by."""
+        return device_class(self.to_dict()) or ""
 
-def _cpuinfo() -> tuple[str, int | None]:
+
+#: The CPU flags onnxruntime's kernels (MLAS) choose their code paths by, as ``/proc/cpuinfo``
+#: spells them (x86 ``flags``, ARM ``Features``). On x86, AVX-512F alone turns the NCHWc
+#: convolutions' block from 8 channels to 16.
+ISA_FLAGS: frozenset[str] = frozenset(
+    {
+        # x86
+        "sse4_1", "sse4_2", "avx", "f16c", "fma", "avx2", "avx512f", "avx512bw", "avx512dq",
+        "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile",
+        "amx_bf16", "amx_int8",
+        # ARM
+        "asimd", "asimdhp", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2", "sme",
+    }
+)  # fmt: skip
+
+# /proc/cpuinfo keys of the CPU's identity: x86 first, then ARM's for the same place
+_CPU_ID_KEYS: dict[str, str] = {
+    "vendor_id": "vendor",
+    "CPU implementer": "vendor",
+    "cpu family": "family",
+    "CPU architecture": "family",
+    "model": "model",
+    "CPU part": "model",
+    "stepping": "stepping",
+    "CPU variant": "stepping",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _CpuInfo:
+    model_name: str
+    physical_cores: int | None
+    ids: Mapping[str, str]  # vendor, family, model, stepping (those the file has)
+    isa: tuple[str, ...]
+
+
+def _cpuinfo(path: str = "/proc/cpuinfo") -> _CpuInfo:
     model = ""
     phys: set[tuple[str, str]] = set()
+    ids: dict[str, str] = {}
+    isa: tuple[str, ...] = ()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             physical_id = core_id = ""
             for line in f:
                 key, _, value = line.partition(":")
                 key, value = key.strip(), value.strip()
+                if key in _CPU_ID_KEYS:
+                    ids.setdefault(_CPU_ID_KEYS[key], value)
+                elif key in ("flags", "Features") and not isa:
+                    isa = tuple(sorted(ISA_FLAGS.intersection(value.split())))
                 if key in ("model name", "Hardware", "Processor") and not model:
                     model = value
                 elif key == "physical id":
@@ -120,7 +185,8 @@ def _cpuinfo() -> tuple[str, int | None]:
                 phys.add((physical_id, core_id))
     except OSError:
         pass
-    return model or platform.processor() or platform.machine() or "unknown", (len(phys) or None)
+    name = model or platform.processor() or platform.machine() or "unknown"
+    return _CpuInfo(name, len(phys) or None, ids, isa)
 
 
 def _memory_bytes() -> int:
@@ -197,11 +263,16 @@ def local_fingerprint() -> DeviceFingerprint:
     """Fingerprint of this machine and its runtime (a few ms; nvidia-smi adds ~0.1 s if present)."""
     import onnxruntime as ort
 
-    model, physical = _cpuinfo()
+    cpu = _cpuinfo()
     return DeviceFingerprint(
-        cpu_model=model,
+        cpu_model=cpu.model_name,
+        cpu_vendor=cpu.ids.get("vendor", ""),
+        cpu_family=cpu.ids.get("family", ""),
+        cpu_model_number=cpu.ids.get("model", ""),
+        cpu_stepping=cpu.ids.get("stepping", ""),
+        cpu_isa=cpu.isa,
         logical_cores=os.cpu_count() or 1,
-        physical_cores=physical,
+        physical_cores=cpu.physical_cores,
         memory_bytes=_memory_bytes(),
         os=f"{platform.system()} {platform.release()}",
         machine=platform.machine(),
@@ -466,7 +537,7 @@ def cached_peaks(
     Callers that may race with a measurement should hold the device lock
     (:func:`nascost.measurements.api.device_lock`) around this call.
     """
-    digest = fingerprint.digest
+    digest = fingerprint.device_class
     cached = store.get_peaks(digest, intra_op_threads)
     if cached is not None and not refresh:
         return DevicePeaks.from_dict(cached)

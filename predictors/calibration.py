@@ -215,7 +215,7 @@ from nascost.predictors.calibration_data import (
     reference_example,
     repeat_agreement,
 )
-from nascost.predictors.devices import Device
+from nascost.predictors.devices import Device, device_class
 from nascost.predictors.errors import InvalidRequestError, NascostError
 from nascost.predictors.features import KernelRecord, kernels_from_profile, with_activations
 from nascost.predictors.graph import ShapeRequest, load_graph
@@ -1037,8 +1037,9 @@ def load_priors(
 
     Each path is a calibration (a directory holding its :data:`DATA_FILE` and
     ``metadata.json``: an artifact version, or a kept one under ``benchmarks/calibrations``)
-    or a directory searched for them. A calibration is used when its device's fingerprint
-    digest (CPU model, cores, memory, onnxruntime version, ...) is the device's; one data
+    or a directory searched for them. A calibration is used when its device's class (the
+    fingerprint's CPU model, family and instruction sets, cores, memory, onnxruntime version,
+    ...: :func:`~nascost.predictors.devices.device_class`) is the device's; one data
     set seen twice (a refit keeps its calibration's) counts once, and ``own`` (the data a
     refit fits) not at all. Only training examples
     join: the held-out families stay unseen, and a calibration is scored on its own
@@ -1047,7 +1048,7 @@ def load_priors(
     Returns the examples and, per calibration found, where it is, whether it was used, how
     many examples it gave, or why not.
     """
-    want = device.fingerprint.get("digest") if device.fingerprint else None
+    want = device_class(device.fingerprint)
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -1070,10 +1071,15 @@ def load_priors(
             src["why"] = f"unreadable: {e}"
             continue
         fingerprint = (meta.get("device") or {}).get("fingerprint") or meta.get("device_fingerprint") or {}
-        src.update(version=meta.get("version"), created_utc=meta.get("created_utc"), fingerprint=fingerprint.get("digest"))
+        src.update(
+            version=meta.get("version"),
+            created_utc=meta.get("created_utc"),
+            fingerprint=fingerprint.get("digest"),
+            device_class=device_class(fingerprint),
+        )
         if want is None:
             src["why"] = f"device {device.id!r} has no fingerprint to match"
-        elif fingerprint.get("digest") != want:
+        elif src["device_class"] != want:
             src["why"] = "another device fingerprint"
         else:
             try:

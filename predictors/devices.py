@@ -9,6 +9,7 @@ read on first use, never at import. Custom devices persist through a :class:`Dev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -114,6 +115,52 @@ class DeviceSpec:
             raise InvalidRequestError(f"invalid device spec: {e!r}") from e
         spec.validate()
         return spec
+
+
+#: The fields of a device fingerprint that decide how fast a model runs there: the CPU
+#: (its name, vendor, family and model numbers, the instruction sets the runtime's kernels
+#: dispatch on), cores, memory in GiB, the machine, the onnxruntime version and providers,
+#: the GPUs. Not the OS build or the Python version.
+DEVICE_CLASS_FIELDS: tuple[str, ...] = (
+    "cpu_model",
+    "cpu_vendor",
+    "cpu_family",
+    "cpu_model_number",
+    "cpu_isa",
+    "logical_cores",
+    "physical_cores",
+    "memory_bytes",
+    "machine",
+    "onnxruntime_version",
+    "providers",
+    "gpus",
+)
+
+
+def device_class(fingerprint: Mapping[str, Any]) -> str | None:
+    """``sha256:<hex>`` over a fingerprint's :data:`DEVICE_CLASS_FIELDS`: machines of one
+    class share calibrations (``load_priors``) and measured peaks. None without a fingerprint.
+
+    A fingerprint's own ``digest`` covers the OS build as well, and that is no identity for
+    the hardware: the AMD EPYC Zen 5 VM of 2026-12-02 booted as ``Linux 6.18.44-fc-v857``
+    in one session and ``-v1098`` in the next, so every session had a digest of its own and
+    matched none of its earlier calibrations. The CPU's family and model numbers are what
+    tell two CPUs of one name apart: ``/proc/cpuinfo`` names both that Zen 5 and the Zen 3
+    of 2026-12-01 just "AMD EPYC".
+
+    A fingerprint recorded before the CPU numbers were (no ``cpu_family`` key) has only its
+    ``digest`` as its class: it matches what it matched before, and nothing recorded since.
+    """
+    if not fingerprint:
+        return None
+    if "cpu_family" not in fingerprint:
+        digest = fingerprint.get("digest")
+        return str(digest) if digest else None
+    d = {k: fingerprint.get(k) for k in DEVICE_CLASS_FIELDS}
+    d["memory_bytes"] = round(int(d["memory_bytes"] or 0) / (1 << 30))  # MemTotal moves by MiB across boots
+    d["cpu_isa"] = sorted(d["cpu_isa"] or ())
+    blob = json.dumps(d, sort_keys=True, default=str).encode("utf-8")
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -482,7 +482,7 @@ def print_calibration(report: Any) -> None:
     if report.prior_train_models:
         console.print(
             f"[dim]'learned' also trained on {report.prior_train_models} examples of {len(report.prior_calibrations)} "
-            "earlier calibrations of this device's fingerprint; 'learned_own_data' on this calibration's alone[/]"
+            "earlier calibrations of this device class; 'learned_own_data' on this calibration's alone[/]"
         )
     if report.heldout_measurements:
         counts = ", ".join(f"{v} from {k}" for k, v in sorted(report.heldout_measurements.items()))
@@ -646,7 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="DIR",
         help="in-process only, repeat: an earlier calibration (or a directory of them) whose training data "
-        "joins the fit when its device fingerprint is this one's (a server: NASCOST_CALIBRATION_PRIORS)",
+        "joins the fit when its device class (CPU, cores, memory, runtime; not the OS build) "
+        "is this one's (a server: NASCOST_CALIBRATION_PRIORS)",
     )
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(fn=cmd_calibrate)

@@ -41,8 +41,8 @@ class ServerConfig:
             address-space limits.
         calibration_priors: earlier calibrations (directories of them; env
             ``NASCOST_CALIBRATION_PRIORS``, separated by ``os.pathsep``) whose training data
-            joins every calibration of a device with the same fingerprint
-            (:func:`nascost.predictors.calibration.load_priors`).
+            joins every calibration of a device of the same class (its fingerprint without
+            the OS build; :func:`nascost.predictors.calibration.load_priors`).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)

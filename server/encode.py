@@ -293,6 +293,12 @@ def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
             onnxruntime_version=str(fp.get("onnxruntime_version", "")),
             execution_providers=[str(p) for p in fp.get("providers", [])],
             digest=str(fp.get("digest", "")),
+            cpu_vendor=str(fp.get("cpu_vendor", "")),
+            cpu_family=str(fp.get("cpu_family", "")),
+            cpu_model_number=str(fp.get("cpu_model_number", "")),
+            cpu_stepping=str(fp.get("cpu_stepping", "")),
+            cpu_isa=[str(f) for f in fp.get("cpu_isa") or []],
+            device_class=str(fp.get("device_class") or ""),
         )
         if fp
         else None,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from nascost.measurements.fingerprint import (
     measure_peaks,
 )
 from nascost.measurements.store import Store
+from nascost.predictors.devices import device_class
 
 
 def _first_model_name() -> str | None:
@@ -49,6 +53,68 @@ def test_fingerprint_matches_independent_sources(monkeypatch: pytest.MonkeyPatch
     assert fp.gpus == ()
     assert fp.digest == local_fingerprint().digest and fp.digest.startswith("sha256:")
     assert fp.to_dict()["cpu_model"] == fp.cpu_model
+
+
+def _lscpu() -> dict[str, str]:
+    exe = shutil.which("lscpu")
+    if exe is None:
+        return {}
+    out = subprocess.run([exe], capture_output=True, text=True, check=False, env={**os.environ, "LC_ALL": "C"})
+    fields = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def test_cpu_identity_matches_lscpu() -> None:
+    """Vendor, family, model, stepping and the instruction sets, as util-linux's lscpu reads them."""
+    ls = _lscpu()
+    if not ls.get("CPU family"):
+        pytest.skip("no lscpu, or it shows no x86 CPU family here")
+    fp = local_fingerprint()
+    assert (fp.cpu_vendor, fp.cpu_family, fp.cpu_model_number) == (ls["Vendor ID"], ls["CPU family"], ls["Model"])
+    if ls.get("Stepping"):
+        assert fp.cpu_stepping == ls["Stepping"]
+    flags = set(ls.get("Flags", "").split())
+    assert set(fp.cpu_isa) == fpmod.ISA_FLAGS & flags and list(fp.cpu_isa) == sorted(fp.cpu_isa)
+    # every x86-64 CPU onnxruntime runs on has SSE4.1 at least
+    assert fp.machine != "x86_64" or "sse4_1" in fp.cpu_isa
+
+
+def test_an_arm_cpu_is_identified_by_implementer_part_and_features(tmp_path: Path) -> None:
+    # /proc/cpuinfo of an AWS Graviton3 (Neoverse V1), two cores, cut to the keys read
+    core = (
+        "processor\t: {i}\nBogoMIPS\t: 2100.00\n"
+        "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+        "jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs "
+        "paca pacg dcpodp svei8mm svebf16 i8mm bf16 dgh rng\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd40\n"
+        "CPU revision\t: 1\n\n"
+    )
+    path = tmp_path / "cpuinfo"
+    path.write_text(core.format(i=0) + core.format(i=1))
+    cpu = fpmod._cpuinfo(str(path))
+    assert dict(cpu.ids) == {"vendor": "0x41", "family": "8", "stepping": "0x1", "model": "0xd40"}
+    assert cpu.isa == ("asimd", "asimddp", "asimdhp", "bf16", "fphp", "i8mm", "sve")
+
+
+def test_the_device_class_is_the_hardware_and_runtime_not_the_os_build() -> None:
+    """Two boots of one VM (kernel build -v857, then -v1098) are one class; two CPUs that
+    /proc/cpuinfo names alike ("AMD EPYC": a Zen 3 and a Zen 5) are two."""
+    fp = local_fingerprint()
+    rebooted = dataclasses.replace(fp, os=fp.os + "-rebuilt", memory_bytes=fp.memory_bytes - (3 << 20), python_version="3.99.0")
+    assert rebooted.device_class == fp.device_class and rebooted.digest != fp.digest
+    other = dataclasses.replace(fp, cpu_family=str(int(fp.cpu_family or 0) + 1))
+    assert other.device_class != fp.device_class
+    assert dataclasses.replace(fp, cpu_isa=fp.cpu_isa[1:]).device_class != fp.device_class
+    assert dataclasses.replace(fp, onnxruntime_version="0.0.1").device_class != fp.device_class
+    # the peaks of one class are measured once
+    assert device_class(fp.to_dict()) == fp.device_class
+    # a fingerprint recorded without the CPU numbers is its digest, as it always matched
+    legacy = {k: v for k, v in fp.to_dict().items() if not k.startswith("cpu_") or k == "cpu_model"}
+    assert device_class({**legacy, "digest": "sha256:old"}) == "sha256:old"
+    assert device_class({}) is None
 
 
 def test_gpus_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,6 +203,9 @@ def test_peaks_are_cached_by_fingerprint(tmp_path: Path, monkeypatch: pytest.Mon
         assert len(calls) == 2  # another thread count is another configuration
         cached_peaks(store, fp, refresh=True)
         assert len(calls) == 3
+        # the same machine after a reboot into another kernel build: the same peaks
+        rebooted = dataclasses.replace(fp, os=fp.os + "-rebuilt")
+        assert cached_peaks(store, rebooted) == cached_peaks(store, fp) and len(calls) == 3
 
 
 def test_dispatch_overhead_predicts_another_chain_length() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from nascost.predictors.calibration import OWN_DATA_VARIANT, align_priors, load_priors, refit
 from nascost.predictors.calibration_data import read_calibration_data
-from nascost.predictors.devices import Device
+from nascost.predictors.devices import Device, device_class
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.learned import FeatureCache, LatencyPredictor, read_metadata
 
@@ -119,3 +119,33 @@ def test_each_prior_is_scaled_to_the_level_of_the_calibrations_own_predictor() -
     # the examples and the sources' counts must agree
     with pytest.raises(InvalidRequestError, match="prior examples"):
         align_priors(own, prior[:-1], sources[:1], cache)
+
+
+def test_priors_match_by_device_class_not_by_the_os_build(tmp_path: Path) -> None:
+    """The AMD EPYC Zen 5 VM came back from a reboot with another kernel build (``-v857``
+    when 671-711 were measured, ``-v1098`` the next session): still the same device. The Zen 3
+    of 2026-12-01, which ``/proc/cpuinfo`` names "AMD EPYC" as well, is not."""
+    zen5 = KEPT / "2026-12-02-seed711"
+    meta = read_metadata(zen5)
+    fp = dict(meta["device"]["fingerprint"])
+    assert (fp["cpu_model"], fp["cpu_family"], fp["cpu_model_number"]) == ("AMD EPYC", "26", "2")
+    rebooted = {**fp, "os": "Linux 6.18.44-fc-v1098", "digest": "sha256:another-boot"}
+    device = dataclasses.replace(Device.from_dict(meta["device"]), fingerprint=rebooted)
+    zen3 = read_metadata(OTHER_HOST)["device"]["fingerprint"]
+    assert zen3["cpu_model"] == "AMD EPYC" and "cpu_family" not in zen3  # recorded before the CPU numbers
+    # a Zen 3 recorded with its numbers (family 25) would not match either
+    shutil.copytree(OTHER_HOST, tmp_path / "zen3-numbered")
+    numbered = json.loads((tmp_path / "zen3-numbered" / "metadata.json").read_text())
+    for f in (numbered["device"]["fingerprint"], numbered["device_fingerprint"]):
+        f.update({k: fp[k] for k in ("cpu_vendor", "cpu_model_number", "cpu_isa")}, cpu_family="25")
+    (tmp_path / "zen3-numbered" / "metadata.json").write_text(json.dumps(numbered))
+
+    examples, sources = load_priors([KEPT / "2026-12-02-seed701", OTHER_HOST, tmp_path / "zen3-numbered"], device)
+    assert [(s["used"], s.get("why", "")) for s in sources] == [
+        (True, ""),
+        (False, "another device fingerprint"),
+        (False, "another device fingerprint"),
+    ]
+    assert len(examples) == len(read_calibration_data(KEPT / "2026-12-02-seed701").examples().train) > 100
+    # the digests differ (the OS build is in them); the classes are one
+    assert sources[0]["fingerprint"] != rebooted["digest"] and sources[0]["device_class"] == device_class(rebooted)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18nascost/v1/devices.proto\x12\nnascost.v1\"\x92\x02\n\nDeviceSpec\x12\x43\n\x10peak_flops_per_s\x18\x01 \x03(\x0b\x32).nascost.v1.DeviceSpec.PeakFlopsPerSEntry\x12$\n\x1cmemory_bandwidth_bytes_per_s\x18\x02 \x01(\x01\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x03 \x01(\x03\x12\r\n\x05\x63ores\x18\x04 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x19\n\x11per_op_overhead_s\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x1a\x34\n\x12PeakFlopsPerSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd0\x01\n\x11\x44\x65viceFingerprint\x12\x11\n\tcpu_model\x18\x01 \x01(\t\x12\x15\n\rlogical_cores\x18\x02 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x11\n\tgpu_model\x18\x04 \x01(\t\x12\x12\n\ngpu_driver\x18\x05 \x01(\t\x12\n\n\x02os\x18\x06 \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x07 \x01(\t\x12\x1b\n\x13\x65xecution_providers\x18\x08 \x03(\t\x12\x0e\n\x06\x64igest\x18\t \x01(\t\"\xbd\x02\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.nascost.v1.DeviceKind\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.nascost.v1.DeviceSpec\x12\x32\n\x0b\x66ingerprint\x18\x05 \x01(\x0b\x32\x1d.nascost.v1.DeviceFingerprint\x12\x12\n\nmeasurable\x18\x06 \x01(\x08\x12\x12\n\npredictors\x18\x07 \x03(\t\x12\x1a\n\x12\x65xecution_provider\x18\x08 \x01(\t\x12\x18\n\x10intra_op_threads\x18\t \x01(\x05\x12;\n\x13roofline_evaluation\x18\n \x01(\x0b\x32\x1e.nascost.v1.RooflineEvaluation\"\xa6\x01\n\x12RooflineEvaluation\x12\t\n\x01n\x18\x01 \x01(\x03\x12\x14\n\x0cwithin_10pct\x18\x02 \x01(\x01\x12\x0c\n\x04mape\x18\x03 \x01(\x01\x12\x14\n\x07kendall\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rmeasured_with\x18\x05 \x01(\t\x12\r\n\x05\x63\x61ses\x18\x06 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x07 \x01(\t\x12\x0b\n\x03how\x18\x08 \x01(\tB\n\n\x08_kendall\"\x14\n\x12ListDevicesRequest\":\n\x13ListDevicesResponse\x12#\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x12.nascost.v1.Device\"\x1e\n\x10GetDeviceRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x15RegisterDeviceRequest\x12\"\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x12.nascost.v1.Device*\x85\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45VICE_KIND_LOCAL\x10\x01\x12\x14\n\x10\x44\x45VICE_KIND_SPEC\x10\x02\x12\x15\n\x11\x44\x45VICE_KIND_FLEET\x10\x03\x12\x16\n\x12\x44\x45VICE_KIND_CUSTOM\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18nascost/v1/devices.proto\x12\nnascost.v1\"\x92\x02\n\nDeviceSpec\x12\x43\n\x10peak_flops_per_s\x18\x01 \x03(\x0b\x32).nascost.v1.DeviceSpec.PeakFlopsPerSEntry\x12$\n\x1cmemory_bandwidth_bytes_per_s\x18\x02 \x01(\x01\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x03 \x01(\x03\x12\r\n\x05\x63ores\x18\x04 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x19\n\x11per_op_overhead_s\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x1a\x34\n\x12PeakFlopsPerSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xcf\x02\n\x11\x44\x65viceFingerprint\x12\x11\n\tcpu_model\x18\x01 \x01(\t\x12\x15\n\rlogical_cores\x18\x02 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x11\n\tgpu_model\x18\x04 \x01(\t\x12\x12\n\ngpu_driver\x18\x05 \x01(\t\x12\n\n\x02os\x18\x06 \x01(\t\x12\x1b\n\x13onnxruntime_version\x18\x07 \x01(\t\x12\x1b\n\x13\x65xecution_providers\x18\x08 \x03(\t\x12\x0e\n\x06\x64igest\x18\t \x01(\t\x12\x12\n\ncpu_vendor\x18\n \x01(\t\x12\x12\n\ncpu_family\x18\x0b \x01(\t\x12\x18\n\x10\x63pu_model_number\x18\x0c \x01(\t\x12\x14\n\x0c\x63pu_stepping\x18\r \x01(\t\x12\x0f\n\x07\x63pu_isa\x18\x0e \x03(\t\x12\x14\n\x0c\x64\x65vice_class\x18\x0f \x01(\t\"\xbd\x02\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.nascost.v1.DeviceKind\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.nascost.v1.DeviceSpec\x12\x32\n\x0b\x66ingerprint\x18\x05 \x01(\x0b\x32\x1d.nascost.v1.DeviceFingerprint\x12\x12\n\nmeasurable\x18\x06 \x01(\x08\x12\x12\n\npredictors\x18\x07 \x03(\t\x12\x1a\n\x12\x65xecution_provider\x18\x08 \x01(\t\x12\x18\n\x10intra_op_threads\x18\t \x01(\x05\x12;\n\x13roofline_evaluation\x18\n \x01(\x0b\x32\x1e.nascost.v1.RooflineEvaluation\"\xa6\x01\n\x12RooflineEvaluation\x12\t\n\x01n\x18\x01 \x01(\x03\x12\x14\n\x0cwithin_10pct\x18\x02 \x01(\x01\x12\x0c\n\x04mape\x18\x03 \x01(\x01\x12\x14\n\x07kendall\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rmeasured_with\x18\x05 \x01(\t\x12\r\n\x05\x63\x61ses\x18\x06 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x07 \x01(\t\x12\x0b\n\x03how\x18\x08 \x01(\tB\n\n\x08_kendall\"\x14\n\x12ListDevicesRequest\":\n\x13ListDevicesResponse\x12#\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x12.nascost.v1.Device\"\x1e\n\x10GetDeviceRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x15RegisterDeviceRequest\x12\"\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x12.nascost.v1.Device*\x85\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45VICE_KIND_LOCAL\x10\x01\x12\x14\n\x10\x44\x45VICE_KIND_SPEC\x10\x02\x12\x15\n\x11\x44\x45VICE_KIND_FLEET\x10\x03\x12\x16\n\x12\x44\x45VICE_KIND_CUSTOM\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,24 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DEVICESPEC_PEAKFLOPSPERSENTRY']._loaded_options = None
   _globals['_DEVICESPEC_PEAKFLOPSPERSENTRY']._serialized_options = b'8\001'
-  _globals['_DEVICEKIND']._serialized_start=1193
-  _globals['_DEVICEKIND']._serialized_end=1326
+  _globals['_DEVICEKIND']._serialized_start=1320
+  _globals['_DEVICEKIND']._serialized_end=1453
   _globals['_DEVICESPEC']._serialized_start=41
   _globals['_DEVICESPEC']._serialized_end=315
   _globals['_DEVICESPEC_PEAKFLOPSPERSENTRY']._serialized_start=263
   _globals['_DEVICESPEC_PEAKFLOPSPERSENTRY']._serialized_end=315
   _globals['_DEVICEFINGERPRINT']._serialized_start=318
-  _globals['_DEVICEFINGERPRINT']._serialized_end=526
-  _globals['_DEVICE']._serialized_start=529
-  _globals['_DEVICE']._serialized_end=846
-  _globals['_ROOFLINEEVALUATION']._serialized_start=849
-  _globals['_ROOFLINEEVALUATION']._serialized_end=1015
-  _globals['_LISTDEVICESREQUEST']._serialized_start=1017
-  _globals['_LISTDEVICESREQUEST']._serialized_end=1037
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=1039
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=1097
-  _globals['_GETDEVICEREQUEST']._serialized_start=1099
-  _globals['_GETDEVICEREQUEST']._serialized_end=1129
-  _globals['_REGISTERDEVICEREQUEST']._serialized_start=1131
-  _globals['_REGISTERDEVICEREQUEST']._serialized_end=1190
+  _globals['_DEVICEFINGERPRINT']._serialized_end=653
+  _globals['_DEVICE']._serialized_start=656
+  _globals['_DEVICE']._serialized_end=973
+  _globals['_ROOFLINEEVALUATION']._serialized_start=976
+  _globals['_ROOFLINEEVALUATION']._serialized_end=1142
+  _globals['_LISTDEVICESREQUEST']._serialized_start=1144
+  _globals['_LISTDEVICESREQUEST']._serialized_end=1164
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=1166
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=1224
+  _globals['_GETDEVICEREQUEST']._serialized_start=1226
+  _globals['_GETDEVICEREQUEST']._serialized_end=1256
+  _globals['_REGISTERDEVICEREQUEST']._serialized_start=1258
+  _globals['_REGISTERDEVICEREQUEST']._serialized_end=1317
 # @@protoc_insertion_point(module_scope)

@@ -46,7 +46,7 @@ class DeviceSpec(_message.Message):
     def __init__(self, peak_flops_per_s: _Optional[_Mapping[str, float]] = ..., memory_bandwidth_bytes_per_s: _Optional[float] = ..., cache_bytes: _Optional[int] = ..., cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., per_op_overhead_s: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
 
 class DeviceFingerprint(_message.Message):
-    __slots__ = ("cpu_model", "logical_cores", "memory_bytes", "gpu_model", "gpu_driver", "os", "onnxruntime_version", "execution_providers", "digest")
+    __slots__ = ("cpu_model", "logical_cores", "memory_bytes", "gpu_model", "gpu_driver", "os", "onnxruntime_version", "execution_providers", "digest", "cpu_vendor", "cpu_family", "cpu_model_number", "cpu_stepping", "cpu_isa", "device_class")
     CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     LOGICAL_CORES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,12 @@ class DeviceFingerprint(_message.Message):
     ONNXRUNTIME_VERSION_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CPU_VENDOR_FIELD_NUMBER: _ClassVar[int]
+    CPU_FAMILY_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CPU_STEPPING_FIELD_NUMBER: _ClassVar[int]
+    CPU_ISA_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_CLASS_FIELD_NUMBER: _ClassVar[int]
     cpu_model: str
     logical_cores: int
     memory_bytes: int
@@ -65,7 +71,13 @@ class DeviceFingerprint(_message.Message):
     onnxruntime_version: str
     execution_providers: _containers.RepeatedScalarFieldContainer[str]
     digest: str
-    def __init__(self, cpu_model: _Optional[str] = ..., logical_cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_model: _Optional[str] = ..., gpu_driver: _Optional[str] = ..., os: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., execution_providers: _Optional[_Iterable[str]] = ..., digest: _Optional[str] = ...) -> None: ...
+    cpu_vendor: str
+    cpu_family: str
+    cpu_model_number: str
+    cpu_stepping: str
+    cpu_isa: _containers.RepeatedScalarFieldContainer[str]
+    device_class: str
+    def __init__(self, cpu_model: _Optional[str] = ..., logical_cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_model: _Optional[str] = ..., gpu_driver: _Optional[str] = ..., os: _Optional[str] = ..., onnxruntime_version: _Optional[str] = ..., execution_providers: _Optional[_Iterable[str]] = ..., digest: _Optional[str] = ..., cpu_vendor: _Optional[str] = ..., cpu_family: _Optional[str] = ..., cpu_model_number: _Optional[str] = ..., cpu_stepping: _Optional[str] = ..., cpu_isa: _Optional[_Iterable[str]] = ..., device_class: _Optional[str] = ...) -> None: ...
 
 class Device(_message.Message):
     __slots__ = ("id", "name", "kind", "spec", "fingerprint", "measurable", "predictors", "execution_provider", "intra_op_threads", "roofline_evaluation")
