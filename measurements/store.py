@@ -547,6 +547,9 @@ class Store:
         return found[0] if found else None
 
     # ------------------------------------------------------------------ peaks cache
+    # Keyed by the device class since 2026-12-02 (``DeviceFingerprint.device_class``: the
+    # digest without the OS build); the column kept its name, and rows under an older exact
+    # digest are simply not found again (the peaks are measured once more).
 
     def put_peaks(
         self, fingerprint_digest: str, intra_op_threads: int, peaks: Mapping[str, Any]
