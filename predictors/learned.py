@@ -462,6 +462,10 @@ class SizeCorrection:
     (no reference under 0.5 ms) unchanged at 90.3 %. Fitted up to 2 ms: 85.2 %, everywhere:
     84.2 % (the fit follows noise in larger models); a hinge ``beta * max(0, log(0.5 /
     prediction))`` fitted by least squares: 86.2 %; an additive bias per kernel: 77-82 %.
+    On the AMD EPYC Zen 5 host of 2026-12-02 the other way round: refits of 691, 701 and 711
+    with their priors (booster seed 0) got 95.8 / 84.6 / 93.2 % at batch 1 fitted up to
+    2 ms against 95.8 / 82.1 / 90.9 % at 0.5 ms, MAPE lower on all three. Which bound is
+    better depends on the host; 0.5 ms stays.
 
     Attributes:
         max_ms: predictions at or above it are not corrected.
