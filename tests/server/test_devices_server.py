@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nascost.client import AlreadyExists, Client, InvalidArgument, NotFound
+from nascost.measurements.fingerprint import local_fingerprint
 from nascost.predictors.devices import load_shipped_catalogue
 from nascost.server.app import create_server
 from nascost.server.config import ServerConfig
@@ -24,6 +25,11 @@ def test_catalogue_register_and_persist(tmp_path: Path) -> None:
             assert local.peak_flops_per_s["float32"] > 1e9  # measured GEMM rate, FLOP/s
             assert local.memory_bandwidth_bytes_per_s > 1e8  # measured copy bandwidth, B/s
             assert local.fingerprint["digest"].startswith("sha256:")
+            # the device class (what calibrations and peaks are matched by) and the CPU's
+            # numbers it hashes come through the API as the server's machine has them
+            fp = local_fingerprint()
+            assert local.fingerprint["device_class"] == fp.device_class != fp.digest
+            assert local.fingerprint["cpu_family"] == fp.cpu_family and local.fingerprint["cpu_isa"] == list(fp.cpu_isa)
             a100 = devices["nvidia-a100-sxm4-80gb"]
             assert a100.kind == "spec" and not a100.measurable and a100.source
             assert a100.roofline_evaluation == {} and local.roofline_evaluation == {}  # never measured
