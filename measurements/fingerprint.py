@@ -23,8 +23,6 @@ host only ever lowers them). The server measures them again during calibrations.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import platform
@@ -35,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from nascost.predictors.devices import device_class
+from nascost.predictors.devices import device_class, fingerprint_hash
 
 if TYPE_CHECKING:
     from nascost.measurements.store import Store
@@ -109,9 +107,7 @@ class DeviceFingerprint:
         """``sha256:<hex>`` of the identifying fields (the Python version is left out)."""
         d = self.to_dict()
         d.pop("python_version")
-        # MemTotal moves by a few MiB across kernels/boots: round to GiB for identity.
-        d["memory_bytes"] = round(self.memory_bytes / (1 << 30))
-        return "sha256:" + hashlib.sha256(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()
+        return fingerprint_hash(d)
 
     @property
     def device_class(self) -> str:
@@ -537,8 +533,8 @@ def cached_peaks(
     Callers that may race with a measurement should hold the device lock
     (:func:`nascost.measurements.api.device_lock`) around this call.
     """
-    digest = fingerprint.device_class
-    cached = store.get_peaks(digest, intra_op_threads)
+    key = fingerprint.device_class
+    cached = store.get_peaks(key, intra_op_threads)
     if cached is not None and not refresh:
         return DevicePeaks.from_dict(cached)
     peaks = measure_peaks(intra_op_threads=intra_op_threads, duration_s=duration_s)
@@ -550,7 +546,7 @@ def cached_peaks(
             peaks.gemm_flops_per_s / 1e9,
             peaks.memory_bandwidth_bytes_per_s / 1e9,
         )
-    store.put_peaks(digest, intra_op_threads, peaks.to_dict())
+    store.put_peaks(key, intra_op_threads, peaks.to_dict())
     return peaks
 
 

@@ -1079,15 +1079,17 @@ def load_priors(
         try:
             raw_bytes = (d / DATA_FILE).read_bytes()
             meta = read_metadata(d)
+            recorded = meta.get("device")
+            fingerprint = (recorded.get("fingerprint") if isinstance(recorded, dict) else None) or meta.get("device_fingerprint") or {}
+            cls = device_class(fingerprint)
         except (OSError, NascostError) as e:
             src["why"] = f"unreadable: {e}"
             continue
-        fingerprint = (meta.get("device") or {}).get("fingerprint") or meta.get("device_fingerprint") or {}
         src.update(
             version=meta.get("version"),
             created_utc=meta.get("created_utc"),
             fingerprint=fingerprint.get("digest"),
-            device_class=device_class(fingerprint),
+            device_class=cls,
         )
         if want is None:
             src["why"] = f"device {device.id!r} has no fingerprint to match"

@@ -120,7 +120,7 @@ class DeviceSpec:
 #: The fields of a device fingerprint that decide how fast a model runs there: the CPU
 #: (its name, vendor, family and model numbers, the instruction sets the runtime's kernels
 #: dispatch on), cores, memory in GiB, the machine, the onnxruntime version and providers,
-#: the GPUs. Not the OS build or the Python version.
+#: the GPUs. Not the OS build, the Python version or the CPU's stepping.
 DEVICE_CLASS_FIELDS: tuple[str, ...] = (
     "cpu_model",
     "cpu_vendor",
@@ -150,17 +150,31 @@ def device_class(fingerprint: Mapping[str, Any]) -> str | None:
 
     A fingerprint recorded before the CPU numbers were (no ``cpu_family`` key) has only its
     ``digest`` as its class: it matches what it matched before, and nothing recorded since.
+    A fingerprint that is not an object, or whose memory is not a number, is
+    :class:`InvalidRequestError`.
     """
     if not fingerprint:
         return None
+    if not isinstance(fingerprint, Mapping):
+        raise InvalidRequestError(f"device fingerprint is not an object: {fingerprint!r}")
     if "cpu_family" not in fingerprint:
         digest = fingerprint.get("digest")
         return str(digest) if digest else None
     d = {k: fingerprint.get(k) for k in DEVICE_CLASS_FIELDS}
-    d["memory_bytes"] = round(int(d["memory_bytes"] or 0) / (1 << 30))  # MemTotal moves by MiB across boots
     d["cpu_isa"] = sorted(d["cpu_isa"] or ())
-    blob = json.dumps(d, sort_keys=True, default=str).encode("utf-8")
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
+    return fingerprint_hash(d)
+
+
+def fingerprint_hash(fields: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of fingerprint fields as JSON with sorted keys, ``memory_bytes`` in
+    whole GiB (MemTotal moves by a few KiB-MiB across kernels and boots): the one convention
+    of a fingerprint's ``digest`` and of its :func:`device_class`."""
+    d = dict(fields)
+    try:
+        d["memory_bytes"] = round(float(d.get("memory_bytes") or 0) / (1 << 30))
+    except (TypeError, ValueError) as e:
+        raise InvalidRequestError(f"device fingerprint memory_bytes {d.get('memory_bytes')!r} is not a number") from e
+    return "sha256:" + hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

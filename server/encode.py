@@ -8,7 +8,7 @@ from typing import Any
 from nascost.measurements.protocol import TimingOptions
 from nascost.measurements.runner import BatchResult, MeasurementResult, RunnerConfig
 from nascost.predictors.analysis import Analysis, NodeResult
-from nascost.predictors.devices import EVALUATION_NOTE_KEYS, Device
+from nascost.predictors.devices import EVALUATION_NOTE_KEYS, Device, device_class
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.graph import ShapeRequest
 from nascost.predictors.roofline import RooflinePrediction
@@ -298,7 +298,7 @@ def device(d: Device, *, predictors: list[str]) -> devices_pb2.Device:
             cpu_model_number=str(fp.get("cpu_model_number", "")),
             cpu_stepping=str(fp.get("cpu_stepping", "")),
             cpu_isa=[str(f) for f in fp.get("cpu_isa") or []],
-            device_class=str(fp.get("device_class") or ""),
+            device_class=device_class(fp) or "",
         )
         if fp
         else None,

@@ -274,7 +274,7 @@ class Engine:
             peaks = cached_peaks(self.store, fp, intra_op_threads=threads, refresh=refresh)
         llc = last_level_cache_bytes()
         catalogue.set_local(
-            fingerprint={**fp.to_dict(), "digest": fp.digest, "device_class": fp.device_class},
+            fingerprint={**fp.to_dict(), "digest": fp.digest},
             peak_flops_per_s={"float32": peaks.gemm_flops_per_s},
             memory_bandwidth_bytes_per_s=peaks.memory_bandwidth_bytes_per_s,
             cores=fp.logical_cores,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import stat
@@ -24,6 +25,7 @@ from nascost.measurements.fingerprint import (
 )
 from nascost.measurements.store import Store
 from nascost.predictors.devices import device_class
+from nascost.predictors.errors import InvalidRequestError
 
 
 def _first_model_name() -> str | None:
@@ -109,8 +111,15 @@ def test_the_device_class_is_the_hardware_and_runtime_not_the_os_build() -> None
     assert other.device_class != fp.device_class
     assert dataclasses.replace(fp, cpu_isa=fp.cpu_isa[1:]).device_class != fp.device_class
     assert dataclasses.replace(fp, onnxruntime_version="0.0.1").device_class != fp.device_class
-    # the peaks of one class are measured once
-    assert device_class(fp.to_dict()) == fp.device_class
+    # as an artifact's metadata keeps it (JSON, with its digest beside): the same class
+    stored = json.loads(json.dumps({**fp.to_dict(), "digest": fp.digest}))
+    assert device_class(fp.to_dict()) == device_class(stored) == fp.device_class
+    # the digest and the class round memory alike: a boot's few MiB change neither
+    assert dataclasses.replace(fp, memory_bytes=fp.memory_bytes + (5 << 20)).digest == fp.digest
+    with pytest.raises(InvalidRequestError, match="memory_bytes"):
+        device_class({**stored, "memory_bytes": "lots"})
+    with pytest.raises(InvalidRequestError, match="not an object"):
+        device_class(["AMD EPYC"])  # type: ignore[arg-type]
     # a fingerprint recorded without the CPU numbers is its digest, as it always matched
     legacy = {k: v for k, v in fp.to_dict().items() if not k.startswith("cpu_") or k == "cpu_model"}
     assert device_class({**legacy, "digest": "sha256:old"}) == "sha256:old"

@@ -91,6 +91,15 @@ def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> 
     (tmp_path / "odd" / "metadata.json").write_text("[]")
     examples, sources = load_priors([tmp_path / "odd"], device)
     assert examples == [] and "metadata is not an object" in sources[0]["why"]
+    # nor one whose fingerprint is malformed: skipped as unreadable, the others still read
+    shutil.copytree(PRIOR, tmp_path / "bad-fingerprint")
+    meta = read_metadata(PRIOR)
+    for fp in (meta["device"]["fingerprint"], meta["device_fingerprint"]):
+        fp.update(cpu_family="6", memory_bytes="lots")
+    (tmp_path / "bad-fingerprint" / "metadata.json").write_text(json.dumps(meta))
+    examples, sources = load_priors([tmp_path / "bad-fingerprint", PRIOR], device)
+    assert sources[0]["why"].startswith("unreadable") and "memory_bytes" in sources[0]["why"]
+    assert sources[1]["used"] and len(examples) == len(prior.train)
 
 
 def test_each_prior_is_scaled_to_the_level_of_the_calibrations_own_predictor() -> None:
