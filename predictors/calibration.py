@@ -190,8 +190,8 @@ Over fourteen calibrations of that host with every earlier one as a scaled prior
 the priors matched by device class from 721 on, when the VM's kernel build had changed):
 82.7 / 95.3 % within ±10 % at batch 1 / 8, 428 references each
 (``benchmarks/calibrations``); the best single ones 771 (94.3 / 97.1 %, 35 references) and
-811 (91.2 / 100.0 %, 34). Batch 1 stays at 83-84 % from ten earlier calibrations as priors
-to fourteen (2,571 to 3,972 examples). At
+811 (91.2 / 100.0 %, 34). The pooled batch-1 share stayed at 82.7-83.9 % as calibrations
+with ten to fourteen earlier ones as priors (2,571 to 3,972 examples) were added. At
 batch 1 the one systematic error left is the held-out MobileNetV2-likes, +6 to +17 % too
 slow at the median in every calibration (batch 8: -6 to +2 %). The kernel model puts their
 small depthwise Convs 1.08-1.26x too slow, while kernels of the same kinds and sizes in the
