@@ -192,7 +192,7 @@ the priors matched by device class from 721 on, when the VM's kernel build had c
 (``benchmarks/calibrations``); the best single ones 771 (94.3 / 97.1 %, 35 references) and
 811 (91.2 / 100.0 %, 34). The pooled batch-1 share stayed at 82.7-83.9 % as calibrations
 with ten to fourteen earlier ones as priors (2,571 to 3,972 examples) were added. At
-batch 1 the one systematic error left is the held-out MobileNetV2-likes, +6 to +17 % too
+batch 1 the one systematic error left is the held-out MobileNetV2-likes, +4 to +17 % too
 slow at the median in every calibration (batch 8: -6 to +2 %). The kernel model puts their
 small depthwise Convs 1.08-1.26x too slow, while kernels of the same kinds and sizes in the
 training inverted-bottleneck models come out 0.80-0.97x in sample: the same kernel runs at
@@ -244,6 +244,7 @@ from nascost.predictors.calibration_data import (
     Examples,
     MeasuredProbe,
     RepeatAgreement,
+    read_calibration_data,
     reference_example,
     repeat_agreement,
 )
@@ -1097,7 +1098,6 @@ def load_priors(
         src: dict[str, Any] = {"path": str(d), "used": False}
         sources.append(src)
         try:
-            raw_bytes = (d / DATA_FILE).read_bytes()
             meta = read_metadata(d)
             recorded = meta.get("device")
             fingerprint = (recorded.get("fingerprint") if isinstance(recorded, dict) else None) or meta.get("device_fingerprint") or {}
@@ -1116,14 +1116,14 @@ def load_priors(
         elif src["device_class"] != want:
             src["why"] = "another device fingerprint"
         else:
-            try:
-                data = CalibrationData.from_bytes(raw_bytes)
+            try:  # the data (1-2 MB compressed) only of the device's own class
+                data = read_calibration_data(d)
                 content = _content(data)
                 if content in seen:
                     src["why"] = "the same data as another one (or as the data fitted)"
                     continue
                 train = data.examples().train
-            except NascostError as e:
+            except (OSError, NascostError) as e:
                 src["why"] = f"unreadable: {e}"
                 continue
             seen.add(content)

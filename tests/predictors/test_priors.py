@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nascost.predictors.calibration import OWN_DATA_VARIANT, align_priors, load_priors, refit
-from nascost.predictors.calibration_data import read_calibration_data
+from nascost.predictors.calibration_data import DATA_FILE, read_calibration_data
 from nascost.predictors.devices import Device, device_class
 from nascost.predictors.errors import InvalidRequestError
 from nascost.predictors.learned import FeatureCache, LatencyPredictor, read_metadata
@@ -67,7 +67,7 @@ def test_a_refit_with_priors_fits_on_both_and_reports_its_own_data_alone_beside(
     assert read_calibration_data(rep.artifact_path).measurements == data.measurements
 
 
-def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> None:
+def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     device = Device.from_dict(read_metadata(TARGET)["device"])
     bare = dataclasses.replace(device, fingerprint={})
     examples, sources = load_priors([PRIOR], bare)
@@ -100,6 +100,17 @@ def test_priors_need_the_devices_fingerprint_and_a_real_path(tmp_path: Path) -> 
     examples, sources = load_priors([tmp_path / "bad-fingerprint", PRIOR], device)
     assert sources[0]["why"].startswith("unreadable") and "memory_bytes" in sources[0]["why"]
     assert sources[1]["used"] and len(examples) == len(prior.train)
+    # the data of another device's calibration is not read at all (its metadata says enough)
+    shutil.copytree(PRIOR, tmp_path / "other-device")
+    for fp in (meta["device"]["fingerprint"], meta["device_fingerprint"]):
+        fp.update(memory_bytes=1 << 40)  # a valid fingerprint of another class
+    (tmp_path / "other-device" / "metadata.json").write_text(json.dumps(meta))
+    read: list[Path] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or read_bytes(self))
+    examples, sources = load_priors([tmp_path / "other-device", PRIOR], device)
+    assert sources[0]["why"] == "another device fingerprint" and sources[1]["used"]
+    assert tmp_path / "other-device" / DATA_FILE not in read and PRIOR / DATA_FILE in read
 
 
 def test_each_prior_is_scaled_to_the_level_of_the_calibrations_own_predictor() -> None:
