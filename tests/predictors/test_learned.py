@@ -202,6 +202,54 @@ def test_kernel_targets_sum_to_the_measured_latency() -> None:
         i += n
 
 
+def _weight_read_example(measured_us: float) -> TrainingExample:
+    """A classifier Gemm of 5.12 MB of weights (128 µs to read at 40 GB/s) profiled at
+    200 µs, a compute-bound depthwise Conv (13.8 kB of weights) at 300 µs, a Relu at 20 µs."""
+    e = _examples(2, 1)[0]
+    ks = (
+        KernelRecord("fc", "Gemm", ((1, 1280), (1000, 1280), (1000,)), ((1, 1000),), 200.0),
+        KernelRecord("dw", "Conv", ((1, 384, 14, 14), (384, 1, 3, 3)), ((1, 384, 14, 14),), 300.0),
+        KernelRecord("act", "Relu", ((1, 384, 14, 14),), ((1, 384, 14, 14),), 20.0),
+    )
+    return TrainingExample(e.graph, e.analysis, 1, measured_us / 1e3, ks, e.family)
+
+
+def test_a_model_faster_than_its_profile_loses_the_difference_from_its_weight_reads() -> None:
+    bw = 40e9
+    read_us = np.array([1000 * 1280, 384 * 9, 0]) * 4 / bw * 1e6  # each kernel's weights read once
+    assert read_us[0] == pytest.approx(128.0) and read_us[1] == pytest.approx(0.3456)
+    t = np.array([200.0, 300.0, 20.0])
+    _, y, _ = kernel_targets([_weight_read_example(450.0)], bandwidth_bytes_per_s=bw)
+    # 70 µs below the profile: split between the kernels by their weight-read time
+    np.testing.assert_allclose(y, t - 70.0 * read_us / read_us.sum(), rtol=1e-9)
+    assert y[0] == pytest.approx(130.1, abs=0.1) and y[2] == 20.0
+    # without the bandwidth, every kernel alike
+    _, alike, _ = kernel_targets([_weight_read_example(450.0)])
+    np.testing.assert_allclose(alike, t * 450.0 / 520.0, rtol=1e-9)
+    # slower than the profile: scaled alike either way
+    _, y, _ = kernel_targets([_weight_read_example(600.0)], bandwidth_bytes_per_s=bw)
+    np.testing.assert_allclose(y, t * 600.0 / 520.0, rtol=1e-9)
+    # a deficit beyond what the weight reads can give: they keep 0.3 of their time, the
+    # rest is scaled alike to the measured latency
+    _, y, _ = kernel_targets([_weight_read_example(200.0)], bandwidth_bytes_per_s=bw)
+    kept = t - 0.7 * read_us
+    np.testing.assert_allclose(y, kept * 200.0 / kept.sum(), rtol=1e-9)
+
+
+def test_fitting_takes_the_deficit_from_weight_reads_at_the_devices_bandwidth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nascost.predictors.learned as learned
+
+    seen: list[float | None] = []
+
+    def spy(examples, overhead_us=0.0, *, bandwidth_bytes_per_s=None):  # type: ignore[no-untyped-def]
+        seen.append(bandwidth_bytes_per_s)
+        return kernel_targets(examples, overhead_us, bandwidth_bytes_per_s=bandwidth_bytes_per_s)
+
+    monkeypatch.setattr(learned, "kernel_targets", spy)
+    LatencyPredictor(DEV, prior="kernel_sum").fit(_timed_examples(30, profile_factor=1.7), size_correction=False)
+    assert seen == [DEV.spec.memory_bandwidth_bytes_per_s]
+
+
 def test_kernel_weights_are_each_kernels_share_of_its_model() -> None:
     exs = _timed_examples(6, profile_factor=1.7)
     _, y, model_ms = kernel_targets(exs)
