@@ -588,6 +588,20 @@ def kernel_targets(
     end to end than its profiled kernels add up to has the difference taken from the time
     its kernels spend reading weights first (:func:`deficit_to_weight_reads`); without it,
     one factor scales every kernel.
+
+    A model that measured more than :data:`PROFILE_SURPLUS_MAX` times its profiled kernels
+    gives no kernels: its profile does not say where the time went, and scaled up its kernels
+    teach the trees nonsense. Of the 5,016 training examples of the Zen 5 calibration 841
+    (its own and those of its priors 671-831), five: four at batch 8 measured 1.8-5.9 s
+    against 0.3-1.0 s of kernels (6.0-8.0x), one 334 ms against 202 ms (1.65x); the next
+    below are 1.49x. Scaled, their kernels included a 2048 x 1000 Gemm at batch 8 of 147 ms
+    (0.2 ms on the roofline) with a reuse time of 5 s, and the trees learned that such a
+    Gemm is slow once its model runs long: in a held-out 286 ms ResNet-like the same Gemm
+    (reuse time 287 ms) came out at 10.5 ms (measured 0.39 ms), the model at +20.8 %.
+    Without them, refits of fifteen calibrations of that host (691-841, each with the kept
+    ones before it as priors, booster seed 0; 461 held-out references per batch size):
+    within ±10 % at batch 8 439 -> 443 (95.2 -> 96.1 %; 841: 90.0 -> 96.7 %, the ResNet-like
+    +4 %), at batch 1 423 -> 420 (91.8 -> 91.1 %), MAPE 4.50 / 3.45 -> 4.50 / 3.48 %.
     """
     timed: list[KernelRecord] = []
     ys: list[np.ndarray] = []
@@ -598,6 +612,8 @@ def kernel_targets(
             continue
         t = _unprofiled(t, overhead_us)
         measured_us = 1e3 * e.measured_ms
+        if measured_us > PROFILE_SURPLUS_MAX * t.sum():
+            continue
         if bandwidth_bytes_per_s is not None and measured_us < t.sum():
             t = deficit_to_weight_reads(ks, t, measured_us, bandwidth_bytes_per_s)
         timed.extend(ks)
@@ -605,6 +621,10 @@ def kernel_targets(
         reuse.extend([e.measured_ms] * len(ks))
     return timed, np.concatenate(ys) if ys else np.zeros(0), np.asarray(reuse, dtype=np.float64)
 
+
+# a model measured above this many times its profiled kernels (less the profiler's cost)
+# gives no kernel targets (:func:`kernel_targets`)
+PROFILE_SURPLUS_MAX = 1.5
 
 # the factor the weight-bound time of one model's kernels may take, least and most; what
 # it leaves of a model's deficit, the uniform scaling takes

@@ -236,6 +236,17 @@ def test_a_model_faster_than_its_profile_loses_the_difference_from_its_weight_re
     np.testing.assert_allclose(y, kept * 200.0 / kept.sum(), rtol=1e-9)
 
 
+def test_a_model_far_slower_than_its_profile_gives_no_kernel_targets() -> None:
+    # profiled kernels 200 + 300 + 20 = 520 µs: up to 1.5 x 520 = 780 µs measured they are
+    # scaled to it; beyond, the profile does not say where the time went
+    ks, y, reuse = kernel_targets([_weight_read_example(770.0), _weight_read_example(790.0)])
+    assert len(ks) == y.size == reuse.size == 3
+    np.testing.assert_allclose(y, np.array([200.0, 300.0, 20.0]) * 770.0 / 520.0, rtol=1e-9)
+    np.testing.assert_allclose(reuse, 0.77)
+    ks, y, _ = kernel_targets([_weight_read_example(3 * 520.0)], bandwidth_bytes_per_s=40e9)
+    assert ks == [] and y.size == 0
+
+
 def test_fitting_takes_the_deficit_from_weight_reads_at_the_devices_bandwidth(monkeypatch: pytest.MonkeyPatch) -> None:
     import nascost.predictors.learned as learned
 
