@@ -186,9 +186,9 @@ The factor is one per calibration, not one per calibration and batch size: on si
 of that host (681-731, seed 0) a factor per batch size gained batch 8 (558.7 -> 563.5
 summed points within ±10 %) and lost batch 1 (502.3 -> 488.8).
 
-Over seventeen calibrations of that host with every earlier one as a scaled prior (691-851;
+Over eighteen calibrations of that host with every earlier one as a scaled prior (691-861;
 the priors matched by device class from 721 on, when the VM's kernel build had changed):
-84.1 / 95.1 % within ±10 % at batch 1 / 8, 509 references each
+84.2 / 95.1 % within ±10 % at batch 1 / 8, 530 references each
 (``benchmarks/calibrations``); the best single ones 841, the first with the weight-read
 attribution of :func:`~nascost.predictors.learned.deficit_to_weight_reads` (96.7 / 93.3 %,
 30 references), 851 (93.9 / 93.9 %, 33), 771 (94.3 / 97.1 %, 35) and 811 (91.2 / 100.0 %,
