@@ -186,13 +186,13 @@ The factor is one per calibration, not one per calibration and batch size: on si
 of that host (681-731, seed 0) a factor per batch size gained batch 8 (558.7 -> 563.5
 summed points within ±10 %) and lost batch 1 (502.3 -> 488.8).
 
-Over eighteen calibrations of that host with every earlier one as a scaled prior (691-861;
+Over nineteen calibrations of that host with every earlier one as a scaled prior (691-871;
 the priors matched by device class from 721 on, when the VM's kernel build had changed):
-84.2 / 95.1 % within ±10 % at batch 1 / 8, 530 references each
-(``benchmarks/calibrations``); the best single ones 841, the first with the weight-read
-attribution of :func:`~nascost.predictors.learned.deficit_to_weight_reads` (96.7 / 93.3 %,
-30 references), 851 (93.9 / 93.9 %, 33), 771 (94.3 / 97.1 %, 35) and 811 (91.2 / 100.0 %,
-34). The pooled batch-1 share stayed at 82.5-83.9 % as calibrations
+85.0 / 95.4 % within ±10 % at batch 1 / 8, 566 references each
+(``benchmarks/calibrations``); the best single ones 871 (97.2 / 100.0 %, 36 references, a
+quiet host) and 841 (96.7 / 93.3 %, 30), both with the weight-read attribution of
+:func:`~nascost.predictors.learned.deficit_to_weight_reads`, then 851 (93.9 / 93.9 %, 33),
+771 (94.3 / 97.1 %, 35) and 811 (91.2 / 100.0 %, 34). The pooled batch-1 share stayed at 82.5-83.9 % as calibrations
 with ten to fifteen earlier ones as priors (2,571 to 4,569 examples) were added. At
 batch 1 the one systematic error left is the held-out MobileNetV2-likes, +4 to +17 % too
 slow at the median in every calibration (batch 8: -6 to +2 %). The kernel model puts their
