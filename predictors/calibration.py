@@ -192,8 +192,9 @@ the priors matched by device class from 721 on, when the VM's kernel build had c
 (``benchmarks/calibrations``); the best single ones 871 (97.2 / 100.0 %, 36 references, a
 quiet host) and 841 (96.7 / 93.3 %, 30), both with the weight-read attribution of
 :func:`~nascost.predictors.learned.deficit_to_weight_reads`, then 851 (93.9 / 93.9 %, 33),
-771 (94.3 / 97.1 %, 35) and 811 (91.2 / 100.0 %, 34). The pooled batch-1 share stayed at 82.5-83.9 % as calibrations
-with ten to fifteen earlier ones as priors (2,571 to 4,569 examples) were added. At
+771 (94.3 / 97.1 %, 35) and 811 (91.2 / 100.0 %, 34). The pooled batch-1 share stayed at
+82.5-83.9 % as calibrations with ten to fifteen earlier ones as priors (2,571 to 4,569
+examples) were added, and rose to 85.0 % with the four after the attribution (841-871). At
 batch 1 the one systematic error left is the held-out MobileNetV2-likes, +4 to +17 % too
 slow at the median in every calibration (batch 8: -6 to +2 %). The kernel model puts their
 small depthwise Convs 1.08-1.26x too slow, while kernels of the same kinds and sizes in the

@@ -611,10 +611,10 @@ def kernel_targets(
         if not ks:
             continue
         t = _unprofiled(t, overhead_us)
-        measured_us = 1e3 * e.measured_ms
-        if measured_us > PROFILE_SURPLUS_MAX * t.sum():
+        measured_us, profiled_us = 1e3 * e.measured_ms, float(t.sum())
+        if measured_us > PROFILE_SURPLUS_MAX * profiled_us:
             continue
-        if bandwidth_bytes_per_s is not None and measured_us < t.sum():
+        if bandwidth_bytes_per_s is not None and measured_us < profiled_us:
             t = deficit_to_weight_reads(ks, t, measured_us, bandwidth_bytes_per_s)
         timed.extend(ks)
         ys.append(t * (measured_us / t.sum()))
@@ -1256,7 +1256,8 @@ def save_predictor(
                 "target": "latency_ms",
                 "kernel_target": (
                     "latency_us (profiled, less profile_overhead_us; a deficit to the measured latency taken"
-                    " from weight reads at the device's bandwidth first; scaled to sum to the measured latency)"
+                    " from weight reads at the device's bandwidth first; scaled to sum to the measured latency;"
+                    f" none from a model measured above {PROFILE_SURPLUS_MAX}x its profiled kernels)"
                 ),
                 "kernel_model": "log(latency_us / kernel roofline_us)",
                 "graph_model": "log(latency_ms / prior_ms)",
